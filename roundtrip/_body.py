@@ -1,0 +1,371 @@
+"""Request bodies going out (Go's ``transferWriter``) and response bodies coming in
+(Go's ``body`` and ``bodyEOFSignal``)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import zlib
+from typing import Any, Callable, Iterator, Optional
+
+from ._errors import Error, IncompleteBody, InvalidRequest, ProtocolError
+
+__all__ = (
+    "OutgoingBody",
+    "plan_body",
+    "FixedLengthBody",
+    "ChunkedBody",
+    "UntilCloseBody",
+    "EmptyBody",
+    "GzipBody",
+)
+
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+# RFC 9110 §8.6: a user agent sends Content-Length: 0 for these methods even without a body.
+_EXPECTS_BODY = frozenset(("POST", "PUT", "PATCH"))
+_CHUNK = 65536
+
+
+class OutgoingBody:
+    """How a request body goes on the wire: ``length`` bytes, or chunked when ``length`` is None."""
+
+    __slots__ = ("data", "source", "length")
+
+    def __init__(self, data: Any, source: Any, length: Optional[int]) -> None:
+        self.data = data  # bytes-like held in memory, or None
+        self.source = source  # a file or an iterable, or None
+        self.length = length
+
+    @property
+    def chunked(self) -> bool:
+        return self.length is None
+
+    def pieces(self) -> Iterator[Any]:
+        """The body as it goes on the wire: framed for chunked, checked for fixed length."""
+        if self.data is not None:
+            if len(self.data):
+                yield self.data
+            return
+        chunks = _read_source(self.source)
+        if self.length is None:
+            # RFC 9112 §7.1: chunk = chunk-size CRLF chunk-data CRLF; last-chunk = "0" CRLF CRLF.
+            for chunk in chunks:
+                yield b"%x\r\n" % len(chunk)
+                yield chunk
+                yield b"\r\n"
+            yield b"0\r\n\r\n"
+            return
+        sent = 0
+        for chunk in chunks:
+            sent += len(chunk)
+            if sent > self.length:
+                raise InvalidRequest(f"request body is longer than its Content-Length {self.length}")
+            yield chunk
+        if sent != self.length:
+            raise InvalidRequest(f"request body of {sent} bytes is shorter than its Content-Length {self.length}")
+
+
+def _read_source(source: Any) -> Iterator[Any]:
+    read = getattr(source, "read", None)
+    if read is not None:
+        while True:
+            chunk = read(_CHUNK)
+            if not chunk:
+                return
+            if not isinstance(chunk, _BYTES_LIKE):
+                raise InvalidRequest("request body file must be opened in binary mode")
+            yield chunk
+    for chunk in source:
+        if not isinstance(chunk, _BYTES_LIKE):
+            raise InvalidRequest(f"request body iterable yielded {type(chunk).__name__}, not bytes")
+        if len(chunk):  # an empty chunk would end a chunked body early
+            yield chunk
+
+
+def _file_size(body: Any) -> Optional[int]:
+    """Bytes left in a file from its current position, or None when it cannot be known."""
+    try:
+        status = os.fstat(body.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            return None  # a pipe or socket: its size is not known in advance
+        return max(status.st_size - body.tell(), 0)
+    except (AttributeError, OSError, ValueError, TypeError):
+        pass
+    try:
+        if not body.seekable():
+            return None
+        here = body.tell()
+        end = body.seek(0, os.SEEK_END)
+        body.seek(here)
+        return max(end - here, 0)
+    except (AttributeError, OSError, ValueError, TypeError):
+        return None
+
+
+def plan_body(method: str, body: Any, declared_length: Optional[int]) -> Optional[OutgoingBody]:
+    """Decide the framing of ``body`` (SPEC §1 ``Request``); ``None`` means no body and no
+    framing header. ``declared_length`` is the caller's Content-Length, used for bodies
+    whose size cannot be known otherwise."""
+    if body is None:
+        return OutgoingBody(b"", None, 0) if method in _EXPECTS_BODY else None
+    if isinstance(body, _BYTES_LIKE):
+        data = body if not isinstance(body, memoryview) else body.cast("B") if body.ndim <= 1 else bytes(body)
+        if not len(data) and method not in _EXPECTS_BODY:
+            return None  # Go's outgoingLength: an empty body sends no Content-Length outside POST/PUT/PATCH
+        return OutgoingBody(data, None, len(data))
+    if isinstance(body, str):
+        raise InvalidRequest("request body must be bytes, a binary file or an iterable of bytes, not str")
+    if hasattr(body, "read"):
+        length = _file_size(body)
+    elif hasattr(body, "__iter__"):
+        length = None
+    else:
+        raise InvalidRequest(f"request body of type {type(body).__name__} is not supported")
+    if length is None:
+        length = declared_length
+    return OutgoingBody(None, body, length)
+
+
+# -- response bodies --------------------------------------------------------------------------
+
+
+class _WireBody:
+    """A response body read from a connection; ``finish(reusable)`` is called exactly once,
+    when the body ends (before the read that reached the end returns) or when it is abandoned."""
+
+    __slots__ = ("_conn", "_finish", "_done")
+
+    def __init__(self, conn: Any, finish: Callable[[bool], None]) -> None:
+        self._conn = conn
+        self._finish = finish
+        self._done = False
+
+    def _end(self, reusable: bool) -> None:
+        if not self._done:
+            self._done = True
+            self._finish(reusable)
+
+    def _recv(self, view: Any) -> int:
+        try:
+            return self._conn.recv_into(view)
+        except Error:
+            self._end(False)
+            raise
+        except OSError as exc:
+            self._end(False)
+            raise IncompleteBody(f"connection broke while reading the body: {exc}") from exc
+
+    def close(self) -> None:
+        # Closing before the end closes the connection: it is not drained.
+        self._end(False)
+
+
+class EmptyBody(_WireBody):
+    """No body (HEAD, 204, 304, Content-Length: 0): the connection is released at once."""
+
+    __slots__ = ()
+
+    def read(self, amt: Optional[int]) -> bytes:
+        return b""
+
+
+class FixedLengthBody(_WireBody):
+    """A body of Content-Length bytes (RFC 9112 §6.2)."""
+
+    __slots__ = ("_remaining", "_buffered", "_reusable")
+
+    def __init__(self, conn: Any, finish: Callable[[bool], None], length: int, buffered: bytes, reusable: bool) -> None:
+        super().__init__(conn, finish)
+        self._remaining = length
+        self._reusable = reusable
+        if len(buffered) > length:
+            # Bytes after the body that nobody asked for: the connection is out of step.
+            buffered = buffered[:length]
+            self._reusable = False
+        self._buffered = buffered
+
+    def read(self, amt: Optional[int]) -> bytes:
+        remaining = self._remaining
+        if remaining == 0 or self._done:
+            return b""
+        buffered = self._buffered
+        if amt is None or amt < 0 or amt >= remaining:
+            if len(buffered) == remaining:
+                data = buffered
+            else:
+                data = self._read_exactly(remaining)
+            self._buffered = b""
+            self._remaining = 0
+            self._end(self._reusable)
+            return data
+        if buffered:
+            data = buffered[:amt]
+            self._buffered = buffered[amt:]
+        else:
+            conn = self._conn
+            count = self._recv(conn.view[: min(amt, len(conn.buf))])
+            if count == 0:
+                self._end(False)
+                raise IncompleteBody(self._short_message(remaining))
+            data = bytes(conn.view[:count])
+        self._remaining = remaining - len(data)
+        if self._remaining == 0:
+            self._end(self._reusable)
+        return data
+
+    def _read_exactly(self, remaining: int) -> bytes:
+        # One buffer, sized once; the socket reads straight into it.
+        out = bytearray(remaining)
+        have = len(self._buffered)
+        out[:have] = self._buffered
+        view = memoryview(out)
+        while have < remaining:
+            count = self._recv(view[have:])
+            if count == 0:
+                self._end(False)
+                raise IncompleteBody(self._short_message(remaining - have))
+            have += count
+        view.release()
+        return bytes(out)
+
+    def _short_message(self, missing: int) -> str:
+        return f"server closed the connection with {missing} bytes of the body still to come"
+
+
+class UntilCloseBody(_WireBody):
+    """A body delimited by the server closing the connection (RFC 9112 §6.3 rule 8)."""
+
+    __slots__ = ("_buffered",)
+
+    def __init__(self, conn: Any, finish: Callable[[bool], None], buffered: bytes) -> None:
+        super().__init__(conn, finish)
+        self._buffered = buffered
+
+    def read(self, amt: Optional[int]) -> bytes:
+        if self._done and not self._buffered:
+            return b""
+        if amt is None or amt < 0:
+            parts = [self._buffered]
+            self._buffered = b""
+            while not self._done:
+                parts.append(self._read_some(len(self._conn.buf)))
+            return b"".join(parts)
+        if self._buffered:
+            data, self._buffered = self._buffered[:amt], self._buffered[amt:]
+            return data
+        return self._read_some(amt)
+
+    def _read_some(self, amt: int) -> bytes:
+        conn = self._conn
+        count = self._recv(conn.view[: min(amt, len(conn.buf))])
+        if count == 0:
+            self._end(False)
+            return b""
+        return bytes(conn.view[:count])
+
+
+class ChunkedBody(_WireBody):
+    """A chunked body (RFC 9112 §7.1), decoded by the sans-I/O parser; fills ``trailers``."""
+
+    __slots__ = ("_parser", "_trailers", "_pending", "_reusable")
+
+    def __init__(self, conn: Any, finish: Callable[[bool], None], parser: Any, trailers: Any, reusable: bool) -> None:
+        super().__init__(conn, finish)
+        self._parser = parser
+        self._trailers = trailers
+        self._pending = b""
+        self._reusable = reusable
+
+    def read(self, amt: Optional[int]) -> bytes:
+        if amt is not None and 0 <= amt <= len(self._pending):
+            data, self._pending = self._pending[:amt], self._pending[amt:]
+            return data
+        parts = [self._pending] if self._pending else []
+        have = len(self._pending)
+        self._pending = b""
+        while not self._done and (amt is None or amt < 0 or have < amt):
+            event = self._next_event()
+            if event is None:
+                continue
+            if type(event) is bytes:
+                parts.append(event)
+                have += len(event)
+            else:
+                self._trailers._items.extend(event.trailers)
+                self._end(self._reusable and not self._parser.take_unparsed())
+        data = b"".join(parts)
+        if amt is not None and 0 <= amt < len(data):
+            data, self._pending = data[:amt], data[amt:]
+        return data
+
+    def _next_event(self) -> Any:
+        parser = self._parser
+        try:
+            event = parser.next_event()
+            if event is not None:
+                return event
+            conn = self._conn
+            count = self._recv(conn.view)
+            if count == 0:
+                parser.feed_eof()
+            else:
+                parser.feed(conn.view[:count])
+            return parser.next_event()
+        except ProtocolError:
+            self._end(False)
+            raise
+
+
+class GzipBody:
+    """Transparent gunzip over another body (``disable_compression=False``), decoding lazily
+    and never inflating more than one read's worth at a time."""
+
+    __slots__ = ("_inner", "_decoder", "_pending", "_eof")
+
+    _MAX_OUT = 1 << 20  # bound on what one read may inflate when no amt is given
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._pending = b""
+        self._eof = False
+
+    def read(self, amt: Optional[int]) -> bytes:
+        if amt is None or amt < 0:
+            parts = []
+            while True:
+                piece = self._read_some(self._MAX_OUT)
+                if not piece:
+                    return b"".join(parts)
+                parts.append(piece)
+        return self._read_some(amt) if amt else b""
+
+    def _read_some(self, amt: int) -> bytes:
+        decoder = self._decoder
+        while True:
+            if decoder.unconsumed_tail:
+                out = decoder.decompress(decoder.unconsumed_tail, amt)
+            elif self._eof:
+                return b""
+            else:
+                compressed = self._inner.read(_CHUNK)
+                if not compressed:
+                    self._eof = True
+                    if not decoder.eof:
+                        raise ProtocolError("gzip body is truncated")
+                    return b""
+                try:
+                    out = decoder.decompress(compressed, amt)
+                except zlib.error as exc:
+                    self.close()
+                    raise ProtocolError(f"invalid gzip body: {exc}") from None
+            if decoder.eof and decoder.unused_data:
+                # Go's gzip reader reads concatenated members; keep going with a new one.
+                rest = decoder.unused_data
+                self._decoder = decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                out += decoder.decompress(rest, max(amt - len(out), 1))
+            if out:
+                return out
+
+    def close(self) -> None:
+        self._inner.close()

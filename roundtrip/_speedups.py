@@ -1,0 +1,27 @@
+"""Choose the compiled hot paths or their pure-Python twin, once, at import (SPEC §5)."""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+__all__ = ("impl", "IMPLEMENTATION", "env_flag")
+
+
+def env_flag(name: str) -> bool:
+    """An environment switch as a boolean: unset, "", "0", "false", "no" and "off" are off."""
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+impl: ModuleType
+if env_flag("ROUNDTRIP_NO_EXTENSIONS"):
+    from . import _speedups_py as impl
+else:
+    try:
+        from . import _speedups_c as impl
+    except ImportError:
+        if env_flag("ROUNDTRIP_REQUIRE_EXTENSIONS"):
+            raise
+        from . import _speedups_py as impl
+
+IMPLEMENTATION = "c" if impl.__name__.endswith("_c") else "py"

@@ -1,0 +1,325 @@
+"""The hot paths in plain Python: the readable specification of ``_speedups_c``.
+
+Both modules export the same names with the same signatures, results, exception classes and
+messages (``tests/test_speedups_parity.py`` holds them to it). Response framing here is done by
+h11, which is also the oracle the compiled parser is tested against.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections import OrderedDict, deque
+from typing import Any, Iterable
+
+import h11
+
+from ._errors import HeaderTooLarge, IncompleteBody, InvalidRequest, ProtocolError
+from ._events import CHUNKED, UNTIL_CLOSE, EndOfBody, ResponseHead
+
+__all__ = (
+    "is_token",
+    "validate_method",
+    "validate_header_fields",
+    "encode_request_head",
+    "ResponseParser",
+    "IdleConnections",
+)
+
+# RFC 9110 §5.6.2: token = 1*tchar
+#   tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~"
+#           / DIGIT / ALPHA
+_token_re = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+# Go's httpguts.ValidHeaderFieldValue: any byte but the CTLs, where HTAB is allowed
+# (RFC 9110 §5.5: field-value = *field-content, obs-text allowed; CR, LF and NUL never).
+_bad_value_char_re = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+# Anything past latin-1 cannot go on the wire (RFC 9110 §5.5: fields are octets).
+_not_latin1_re = re.compile(r"[^\x00-\xff]")
+
+
+def is_token(text: str) -> bool:
+    """Whether ``text`` is an RFC 9110 token (one or more tchar)."""
+    return _token_re.fullmatch(text) is not None
+
+
+def validate_method(method: str) -> None:
+    """Raise ``InvalidRequest`` unless ``method`` is a token."""
+    if _token_re.fullmatch(method) is None:
+        raise InvalidRequest(f"invalid method {json.dumps(method)}")
+
+
+def validate_header_fields(fields: Iterable[tuple[str, str]]) -> None:
+    """Check names and values in order; raise ``InvalidRequest`` at the first bad one.
+
+    The message names the field but never echoes a value: it may be a secret.
+    """
+    for name, value in fields:
+        if _token_re.fullmatch(name) is None:
+            raise InvalidRequest(f"invalid header field name {json.dumps(name)}")
+        if _bad_value_char_re.search(value) is not None:
+            raise InvalidRequest(f"invalid header field value for key {json.dumps(name)}")
+        if _not_latin1_re.search(value) is not None:
+            raise InvalidRequest(
+                f"header field value for key {json.dumps(name)} cannot be encoded as latin-1"
+            )
+
+
+def encode_request_head(method: str, target: str, fields: Iterable[tuple[str, str]]) -> bytes:
+    """Serialize ``METHOD target HTTP/1.1``, the fields and the blank line (RFC 9112 §3).
+
+    The fields must already have passed ``validate_header_fields``.
+    """
+    lines = [f"{method} {target} HTTP/1.1\r\n"]
+    lines.extend(f"{name}: {value}\r\n" for name, value in fields)
+    lines.append("\r\n")
+    return "".join(lines).encode("latin-1")
+
+
+def _decode_fields(fields: Any) -> list[tuple[str, str]]:
+    return [(bytes(name).decode("latin-1"), bytes(value).decode("latin-1")) for name, value in fields]
+
+
+def _comma_values(fields: list[tuple[str, str]], name: str) -> list[str]:
+    values = []
+    for field, value in fields:
+        if field.lower() == name:
+            values.extend(v.strip().lower() for v in value.split(",") if v.strip())
+    return values
+
+
+def _body_length(method: str, status_code: int, fields: list[tuple[str, str]]) -> int:
+    """The framing of a response body, in RFC 9112 §6.3's order (h11 agrees)."""
+    # Rule 1: no body after HEAD, 1xx, 204 or 304; rule 2: a 2xx to CONNECT is a tunnel.
+    if method == "HEAD" or status_code < 200 or status_code in (204, 304):
+        return 0
+    if method == "CONNECT" and 200 <= status_code < 300:
+        return 0
+    # Rule 3: Transfer-Encoding beats Content-Length (h11 accepts only "chunked").
+    if _comma_values(fields, "transfer-encoding"):
+        return CHUNKED
+    lengths = _comma_values(fields, "content-length")
+    if lengths:
+        return int(lengths[0])
+    # Rule 8: read until the server closes.
+    return UNTIL_CLOSE
+
+
+_CLOSED_IN_HEAD = "server closed the connection inside the response head"
+
+
+class ResponseParser:
+    """Sans-I/O parser of the response to one request: bytes in, events out.
+
+    ``method`` is the request method (it decides whether a body may follow);
+    ``max_head_bytes`` bounds the status lines and fields of every head of this response,
+    informational heads included. Feed bytes with ``feed()``, the end of the stream with
+    ``feed_eof()``, and call ``next_event()`` until it returns ``None`` (more bytes needed).
+
+    After the final head with a ``body_length`` other than ``CHUNKED``, the body is not parsed:
+    ``take_unparsed()`` hands over the bytes received past the head.
+    """
+
+    def __init__(self, method: str, max_head_bytes: int = 1 << 20) -> None:
+        self._method = method
+        self._head_budget = max_head_bytes
+        # h11 needs the request it is answering; only the method matters for the response.
+        # A 101 reply is final for us, so every request offers an upgrade for h11's sake.
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=sys.maxsize)
+        self._h11.send(
+            h11.Request(
+                method=method,
+                target="/",
+                headers=[("Host", "h"), ("Connection", "upgrade"), ("Upgrade", "h")],
+            )
+        )
+        self._h11.send(h11.EndOfMessage())
+        self._in_head = True
+        self._chunked = False
+        self._done = False
+        self._unparsed_taken = False
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Append received bytes."""
+        self._h11.receive_data(bytes(data))
+
+    def feed_eof(self) -> None:
+        """Note that the server closed the connection."""
+        if self._h11.their_state is not h11.CLOSED:
+            self._h11.receive_data(b"")
+
+    def take_unparsed(self) -> bytes:
+        """Remove and return the bytes received but not parsed."""
+        if self._unparsed_taken:
+            return b""
+        self._unparsed_taken = True
+        return bytes(self._h11.trailing_data[0])
+
+    def next_event(self) -> ResponseHead | bytes | EndOfBody | None:
+        """The next event: a ``ResponseHead``, chunk ``bytes``, ``EndOfBody``, or ``None``."""
+        if self._done:
+            return None
+        if not (self._in_head or self._chunked):
+            return None
+        unparsed_before = len(self._h11.trailing_data[0])
+        try:
+            event = self._h11.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise self._error_from(exc) from None
+        if self._in_head:
+            return self._head_event(event, unparsed_before)
+        return self._body_event(event)
+
+    def _head_event(self, event: Any, unparsed_before: int) -> ResponseHead | None:
+        if event is h11.NEED_DATA:
+            # No complete head within the budget: it cannot fit any more.
+            if unparsed_before >= self._head_budget:
+                raise HeaderTooLarge("response head too large")
+            return None
+        if event is h11.PAUSED:  # only after a 101 or a CONNECT tunnel, handled below
+            return None
+        if isinstance(event, h11.ConnectionClosed):
+            raise ProtocolError(_CLOSED_IN_HEAD)
+        head_size = unparsed_before - len(self._h11.trailing_data[0])
+        if head_size > self._head_budget:
+            raise HeaderTooLarge("response head too large")
+        self._head_budget -= head_size
+        status_code = event.status_code
+        fields = _decode_fields(event.headers.raw_items())
+        if status_code < 200 and status_code != 101:
+            body_length = 0
+        elif status_code == 101:
+            body_length = UNTIL_CLOSE
+            self._in_head = False
+        else:
+            body_length = _body_length(self._method, status_code, fields)
+            self._in_head = False
+            self._chunked = body_length == CHUNKED
+            if not self._chunked:
+                self._done = True
+        return ResponseHead(
+            status_code,
+            event.reason.decode("latin-1"),
+            "HTTP/" + event.http_version.decode("ascii"),
+            fields,
+            body_length,
+            head_size,
+        )
+
+    def _body_event(self, event: Any) -> bytes | EndOfBody | None:
+        if event is h11.NEED_DATA:
+            return None
+        if isinstance(event, h11.Data):
+            return bytes(event.data)
+        if isinstance(event, h11.EndOfMessage):
+            self._done = True
+            self._chunked = False
+            return EndOfBody(_decode_fields(event.headers.raw_items()))
+        raise IncompleteBody("server closed the connection inside a chunked body")
+
+    def _error_from(self, exc: h11.RemoteProtocolError) -> ProtocolError:
+        text = str(exc)
+        if "peer closed connection" in text:
+            return IncompleteBody("server closed the connection inside a chunked body")
+        if self._in_head:
+            if "closed" in text:  # h11: "peer unexpectedly closed connection"
+                return ProtocolError(_CLOSED_IN_HEAD)
+            return ProtocolError("malformed response head")
+        return ProtocolError("malformed chunked body")
+
+
+class IdleConnections:
+    """Idle connections by pool key: the most recently used first within a key, and the least
+    recently used across all keys evicted first (Go's ``idleConn`` and ``idleLRU``).
+
+    Connections must carry an ``idle_since`` attribute (a ``time.monotonic()`` value) set by the
+    caller before ``put``. Not thread-safe: the pool holds its lock around every call.
+    """
+
+    def __init__(self, max_idle: int, max_idle_per_key: int) -> None:
+        self._max_idle = max_idle  # 0 = no limit
+        self._max_idle_per_key = max_idle_per_key  # < 1 = keep none
+        self._by_key: dict[Any, deque[Any]] = {}
+        self._lru: OrderedDict[int, tuple[Any, Any]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._lru)
+
+    def count(self, key: Any) -> int:
+        """Idle connections under ``key``."""
+        stack = self._by_key.get(key)
+        return len(stack) if stack else 0
+
+    def keys(self) -> list[Any]:
+        """Keys with at least one idle connection."""
+        return list(self._by_key)
+
+    def get(self, key: Any) -> Any:
+        """Take the most recently used idle connection for ``key``, or ``None``."""
+        stack = self._by_key.get(key)
+        if not stack:
+            return None
+        conn = stack.pop()
+        if not stack:
+            del self._by_key[key]
+        del self._lru[id(conn)]
+        return conn
+
+    def put(self, key: Any, conn: Any) -> list[Any]:
+        """Keep ``conn`` idle; return the connections that must now be closed (possibly
+        ``conn`` itself when its key is full)."""
+        stack = self._by_key.get(key)
+        if stack is not None and len(stack) >= self._max_idle_per_key:
+            return [conn]
+        if self._max_idle_per_key < 1:
+            return [conn]
+        if stack is None:
+            stack = self._by_key[key] = deque()
+        stack.append(conn)
+        self._lru[id(conn)] = (key, conn)
+        evicted = []
+        while self._max_idle and len(self._lru) > self._max_idle:
+            _, (old_key, old) = self._lru.popitem(last=False)
+            self._discard(old_key, old)
+            evicted.append(old)
+        return evicted
+
+    def remove(self, key: Any, conn: Any) -> bool:
+        """Forget ``conn`` if it is idle; whether it was."""
+        if self._lru.pop(id(conn), None) is None:
+            return False
+        self._discard(key, conn)
+        return True
+
+    def pop_expired(self, cutoff: float) -> list[Any]:
+        """Remove and return every connection idle since before ``cutoff``."""
+        expired = []
+        while self._lru:
+            key, conn = next(iter(self._lru.values()))
+            if conn.idle_since >= cutoff:
+                break
+            self._lru.popitem(last=False)
+            self._discard(key, conn)
+            expired.append(conn)
+        return expired
+
+    def oldest_idle_since(self) -> float | None:
+        """When the least recently used connection went idle, or ``None`` if there is none."""
+        if not self._lru:
+            return None
+        return next(iter(self._lru.values()))[1].idle_since
+
+    def pop_all(self) -> list[Any]:
+        """Remove and return every idle connection."""
+        conns = [conn for _, conn in self._lru.values()]
+        self._lru.clear()
+        self._by_key.clear()
+        return conns
+
+    def _discard(self, key: Any, conn: Any) -> None:
+        stack = self._by_key[key]
+        stack.remove(conn)
+        if not stack:
+            del self._by_key[key]

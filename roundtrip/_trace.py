@@ -1,0 +1,77 @@
+"""``Trace``: hooks into the life of one request (Go's ``net/http/httptrace``)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+__all__ = ("Trace", "GotConnInfo", "HOOKS")
+
+HOOKS = (
+    "get_conn",
+    "got_conn",
+    "put_idle_conn",
+    "dns_start",
+    "dns_done",
+    "connect_start",
+    "connect_done",
+    "tls_handshake_start",
+    "tls_handshake_done",
+    "wrote_headers",
+    "wait_100_continue",
+    "got_100_continue",
+    "got_1xx_response",
+    "wrote_request",
+    "got_first_response_byte",
+    "retried",
+)
+
+
+class Trace:
+    """Callbacks run on the calling thread as a request progresses.
+
+    Every hook is an optional keyword argument (see ``HOOKS``); an exception raised by a hook
+    propagates out of ``round_trip`` and the connection is closed.
+    """
+
+    __slots__ = HOOKS
+
+    get_conn: Optional[Callable[[str], Any]]
+    got_conn: Optional[Callable[["GotConnInfo"], Any]]
+    put_idle_conn: Optional[Callable[[Optional[BaseException]], Any]]
+    dns_start: Optional[Callable[[str], Any]]
+    dns_done: Optional[Callable[[list, Optional[BaseException]], Any]]
+    connect_start: Optional[Callable[[tuple], Any]]
+    connect_done: Optional[Callable[[tuple, Optional[BaseException]], Any]]
+    tls_handshake_start: Optional[Callable[[], Any]]
+    tls_handshake_done: Optional[Callable[[Optional[BaseException]], Any]]
+    wrote_headers: Optional[Callable[[], Any]]
+    wait_100_continue: Optional[Callable[[], Any]]
+    got_100_continue: Optional[Callable[[], Any]]
+    got_1xx_response: Optional[Callable[[int, Any], Any]]
+    wrote_request: Optional[Callable[[Optional[BaseException]], Any]]
+    got_first_response_byte: Optional[Callable[[], Any]]
+    retried: Optional[Callable[[str, int], Any]]
+
+    def __init__(self, **hooks: Callable[..., Any]) -> None:
+        unknown = set(hooks) - set(HOOKS)
+        if unknown:
+            raise TypeError(f"unknown trace hook(s): {', '.join(sorted(unknown))}")
+        for name in HOOKS:
+            hook = hooks.get(name)
+            if hook is not None and not callable(hook):
+                raise TypeError(f"trace hook {name} must be callable")
+            setattr(self, name, hook)
+
+
+class GotConnInfo:
+    """What ``Trace.got_conn`` learns about the connection a request got."""
+
+    __slots__ = ("reused", "was_idle", "idle_time")
+
+    def __init__(self, reused: bool, was_idle: bool, idle_time: float) -> None:
+        self.reused = reused
+        self.was_idle = was_idle
+        self.idle_time = idle_time
+
+    def __repr__(self) -> str:
+        return f"GotConnInfo(reused={self.reused}, was_idle={self.was_idle}, idle_time={self.idle_time:.6f})"

@@ -1,0 +1,484 @@
+"""``Transport``: Go's ``Transport.RoundTrip`` for HTTP/1.1.
+
+One round trip: validate (before any I/O), hand registered schemes to their round tripper,
+get a connection (idle or dialed), exchange, and retry on another connection only where
+Go's ``shouldRetryRequest`` allows it.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+import time
+from typing import Any, Callable, Optional, Protocol, runtime_checkable
+
+from . import _speedups
+from ._body import plan_body
+from ._connection import AttemptFailed, Connection, exchange
+from ._context import Context
+from ._dial import Abandoned
+from ._errors import Cancelled, ConnectError, DeadlineExceeded, Error, InvalidRequest, SkipAltProtocol, TransportClosed, UnrewindableBody
+from ._models import Request, Response
+from ._pool import Pool, Want
+from ._proxy import Route, direct_route, proxy_from_environment
+from ._trace import GotConnInfo
+from ._urls import split_scheme, split_target
+
+__all__ = ("Transport", "RoundTripper")
+
+USER_AGENT = "roundtrip/0.1"
+_HTTP_SCHEMES = ("http", "https")
+# RFC 9110 §9.2.2: methods whose requests may be replayed (Go's isReplayable).
+_IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "TRACE"))
+_COMMON_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"))
+_UNSET: Any = object()
+
+
+@runtime_checkable
+class RoundTripper(Protocol):
+    """Anything that turns one ``Request`` into one ``Response``."""
+
+    def round_trip(self, request: Request) -> Response: ...
+
+
+class _Options:
+    __slots__ = (
+        "connect_timeout",
+        "tls_handshake_timeout",
+        "response_header_timeout",
+        "expect_continue_timeout",
+        "max_response_header_bytes",
+        "disable_keep_alives",
+        "disable_compression",
+        "ssl_context",
+        "dial",
+        "_default_tls",
+    )
+
+    def tls_context(self) -> ssl.SSLContext:
+        if self.ssl_context is not None:
+            return self.ssl_context
+        if self._default_tls is None:
+            self._default_tls = ssl.create_default_context()
+        return self._default_tls
+
+
+class _Prepared:
+    """A validated request, ready for the wire; shared by its attempts."""
+
+    __slots__ = (
+        "request",
+        "method",
+        "head",
+        "body",
+        "context",
+        "trace",
+        "route",
+        "options",
+        "expect_continue",
+        "gzip_requested",
+        "replayable",
+        "rewindable",
+        "close_after",
+        "wants_close",
+        "parser_class",
+        "declared_length",
+    )
+
+    def new_parser(self) -> Any:
+        return self.parser_class(self.method, self.options.max_response_header_bytes)
+
+
+def _check_timeout(name: str, value: Optional[float]) -> Optional[float]:
+    if value is not None and not (isinstance(value, (int, float)) and value >= 0):
+        raise ValueError(f"{name} must be a non-negative number or None")
+    return value
+
+
+class Transport:
+    """A thread-safe HTTP/1.1 round tripper with a keep-alive pool; share one per process.
+
+    Every option is keyword-only; see SPEC §1 for their meaning. ``max_idle_conns_per_host=0``
+    means the default (16), as in Go, and a negative value keeps no idle connections.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_idle_conns: int = 100,
+        max_idle_conns_per_host: int = 16,
+        max_conns_per_host: int = 0,
+        idle_conn_timeout: Optional[float] = 90.0,
+        connect_timeout: Optional[float] = 30.0,
+        tls_handshake_timeout: Optional[float] = 10.0,
+        response_header_timeout: Optional[float] = None,
+        expect_continue_timeout: Optional[float] = 1.0,
+        max_response_header_bytes: int = 1 << 20,
+        disable_keep_alives: bool = False,
+        disable_compression: bool = False,
+        proxy: Optional[Callable[[Request], Optional[str]]] = _UNSET,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        dial: Optional[Callable[..., Any]] = None,
+    ) -> None:
+        if max_response_header_bytes < 1:
+            raise ValueError("max_response_header_bytes must be positive")
+        options = self._options = _Options()
+        options.connect_timeout = _check_timeout("connect_timeout", connect_timeout)
+        options.tls_handshake_timeout = _check_timeout("tls_handshake_timeout", tls_handshake_timeout)
+        options.response_header_timeout = _check_timeout("response_header_timeout", response_header_timeout)
+        options.expect_continue_timeout = _check_timeout("expect_continue_timeout", expect_continue_timeout)
+        options.max_response_header_bytes = max_response_header_bytes
+        options.disable_keep_alives = bool(disable_keep_alives)
+        options.disable_compression = bool(disable_compression)
+        options.ssl_context = ssl_context
+        options.dial = dial
+        options._default_tls = None
+        self._impl = _speedups.impl
+        per_host = max_idle_conns_per_host if max_idle_conns_per_host != 0 else 16
+        self._pool = Pool(
+            self._impl.IdleConnections(max_idle_conns, per_host),
+            max_conns_per_host=max_conns_per_host,
+            idle_conn_timeout=_check_timeout("idle_conn_timeout", idle_conn_timeout),
+            keep_alive=not disable_keep_alives,
+        )
+        self._proxy = proxy_from_environment if proxy is _UNSET else proxy
+        self._alternates: dict[str, RoundTripper] = {}
+        self._alternates_lock = threading.Lock()
+        self._closed = False
+
+    # -- public API --------------------------------------------------------------------------
+
+    def round_trip(self, request: Request) -> Response:
+        """Send ``request`` and return its response (the body still to be read).
+
+        Raises ``InvalidRequest`` before any I/O for a bad request, ``TransportClosed`` after
+        ``close()``, and the other ``roundtrip.Error`` classes of SPEC §4 for what goes wrong
+        on the way; a 4xx or 5xx is a response, not an error.
+        """
+        if self._closed:
+            raise TransportClosed("transport is closed")
+        prepared = self._prepare(request)
+        if type(prepared) is not _Prepared:
+            return prepared  # answered by a registered round tripper
+        attempt = 0
+        while True:
+            conn = self._get_conn(prepared)
+            try:
+                return exchange(conn, prepared, self._finish)
+            except AttemptFailed as failed:
+                self._drop(conn)
+                error = failed.error
+                error.conn_reused = conn.reused  # type: ignore[attr-defined]
+                error.bytes_written = conn.bytes_written  # type: ignore[attr-defined]
+                if not self._should_retry(prepared, conn.reused, failed.retry_reason):
+                    raise error from None
+                self._rewind(prepared)
+                attempt += 1
+                trace = prepared.trace
+                if trace is not None and trace.retried is not None:
+                    trace.retried(failed.retry_reason, attempt)
+            except BaseException:
+                self._drop(conn)  # a trace hook raised, or worse: the connection is closed
+                raise
+
+    def register_protocol(self, scheme: str, round_tripper: RoundTripper) -> None:
+        """Send requests for ``scheme`` to ``round_tripper`` first; it may raise
+        ``SkipAltProtocol`` to hand them back. Raises ``ValueError`` if already registered."""
+        scheme = scheme.lower()
+        with self._alternates_lock:
+            if scheme in self._alternates:
+                raise ValueError(f"protocol {scheme} already registered")
+            alternates = dict(self._alternates)
+            alternates[scheme] = round_tripper
+            self._alternates = alternates
+
+    def close_idle_connections(self) -> None:
+        """Close every idle connection now; connections in use are left alone."""
+        self._pool.close_idle()
+
+    def pool_stats(self) -> dict[str, dict[str, int]]:
+        """Idle, active, dialing and waiting counts per pool key, and their total."""
+        return self._pool.stats()
+
+    def close(self) -> None:
+        """Close idle connections; later ``round_trip`` calls raise ``TransportClosed``."""
+        self._closed = True
+        self._pool.close()
+
+    def __enter__(self) -> "Transport":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- validation and preparation ----------------------------------------------------------
+
+    def _prepare(self, request: Request) -> Any:
+        """Validate in Go's order and build the request head; no I/O happens here.
+
+        Returns the ``_Prepared`` request, or the ``Response`` of a registered round tripper.
+        """
+        url = request.url
+        if not isinstance(url, str):
+            raise InvalidRequest(f"request URL must be str, not {type(url).__name__}")
+        scheme, rest = split_scheme(url)
+        fields = request.headers._items
+        is_http = scheme in _HTTP_SCHEMES
+        impl = self._impl
+        if is_http:
+            impl.validate_header_fields(fields)
+        alternate = self._alternates.get(scheme)
+        body = request.body
+        if alternate is not None:
+            try:
+                return alternate.round_trip(request)
+            except SkipAltProtocol:
+                body = self._rewound_body(request)
+        if not is_http:
+            raise InvalidRequest(f"unsupported protocol scheme {json.dumps(scheme)}")
+        method = request.method
+        if not isinstance(method, str):
+            raise InvalidRequest(f"invalid method {json.dumps(str(method))}")
+        if not method:
+            method = "GET"
+        elif method not in _COMMON_METHODS:
+            impl.validate_method(method)
+        target = split_target(scheme, rest)
+        route = self._route(request, target)
+        options = self._options
+
+        prepared = _Prepared()
+        prepared.request = request
+        prepared.method = method
+        prepared.context = request.context
+        prepared.trace = request.trace
+        prepared.route = route
+        prepared.options = options
+        prepared.parser_class = impl.ResponseParser
+        prepared.close_after = False
+
+        host = target.authority
+        wire: list[tuple[str, str]] = []
+        user_agent = accept_encoding = expect_continue = wants_close = idempotency_key = False
+        declared_length: Optional[int] = None
+        for name, value in fields:
+            lowered = name.lower()
+            if lowered == "host":
+                host = value
+                continue
+            if lowered in _FRAMING:
+                if lowered == "content-length" and value.strip().isdigit():
+                    declared_length = int(value)
+                continue  # the transport frames the body itself (Go's reqWriteExcludeHeader)
+            if lowered in _NOTED:
+                if lowered == "user-agent":
+                    user_agent = True
+                elif lowered in ("accept-encoding", "range"):
+                    accept_encoding = True
+                elif lowered == "expect":
+                    expect_continue = expect_continue or value.strip().lower() == "100-continue"
+                elif lowered == "connection":
+                    wants_close = wants_close or "close" in value.lower()
+                else:  # Idempotency-Key, X-Idempotency-Key
+                    idempotency_key = True
+                    if not value:
+                        continue  # an empty key marks the request replayable and is not sent
+            wire.append((name, value))
+
+        outgoing = plan_body(method, body, declared_length)
+        head_fields = [("Host", host)]
+        if not user_agent:
+            head_fields.append(("User-Agent", USER_AGENT))
+        head_fields.extend(wire)
+        if outgoing is not None:
+            if outgoing.length is None:
+                head_fields.append(("Transfer-Encoding", "chunked"))
+            else:
+                head_fields.append(("Content-Length", str(outgoing.length)))
+        gzip_requested = not (options.disable_compression or accept_encoding or method == "HEAD")
+        if gzip_requested:
+            head_fields.append(("Accept-Encoding", "gzip"))
+        if options.disable_keep_alives and not wants_close:
+            head_fields.append(("Connection", "close"))
+        path = target.path if not route.absolute_form else f"{target.scheme}://{target.authority}{target.path}"
+        head_fields.extend(route.proxy_headers)
+        prepared.head = impl.encode_request_head(method, path, head_fields)
+        prepared.body = outgoing
+        prepared.declared_length = declared_length
+        prepared.expect_continue = expect_continue and outgoing is not None and (outgoing.length is None or outgoing.length > 0)
+        prepared.gzip_requested = gzip_requested
+        prepared.wants_close = wants_close or options.disable_keep_alives
+        prepared.close_after = prepared.wants_close
+        # Go's rewindBody and isReplayable.
+        prepared.rewindable = outgoing is None or (outgoing.data is not None and not len(outgoing.data)) or request.get_body is not None
+        prepared.replayable = prepared.rewindable and (method in _IDEMPOTENT or idempotency_key)
+        return prepared
+
+    def _route(self, request: Request, target: Any) -> Route:
+        proxy = self._proxy
+        if proxy is None:
+            return direct_route(target)
+        proxy_url = proxy(request)
+        if proxy_url is None:
+            return direct_route(target)
+        raise ConnectError("proxies are not supported yet")  # pragma: no cover
+
+    def _rewound_body(self, request: Request) -> Any:
+        body = request.body
+        if body is None or isinstance(body, (bytes, bytearray, memoryview)):
+            return body
+        if request.get_body is None:
+            raise UnrewindableBody("request body cannot be rewound: set get_body")
+        try:
+            return request.get_body()
+        except Exception as exc:
+            raise UnrewindableBody(f"get_body failed: {exc}") from exc
+
+    def _rewind(self, prepared: _Prepared) -> None:
+        prepared.close_after = prepared.wants_close
+        if prepared.body is None or prepared.body.source is None:
+            return  # no body, or one held in memory: it goes again as it is
+        body = self._rewound_body(prepared.request)
+        prepared.body = plan_body(prepared.method, body, prepared.declared_length)
+
+    @staticmethod
+    def _should_retry(prepared: _Prepared, reused: bool, reason: Optional[str]) -> bool:
+        """Go's ``persistConn.shouldRetryRequest``."""
+        if not reused:
+            return False  # a fresh connection's failure is the server's answer
+        if reason == "nothing_written":
+            return prepared.rewindable  # the server never saw it: any method may go again
+        if not prepared.replayable:
+            return False  # not idempotent, or the body is gone
+        return reason in ("server_closed_idle", "read_from_server_failed")
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _get_conn(self, prepared: _Prepared) -> Connection:
+        """An idle connection for the route, or the first of a returned one and a new dial."""
+        context = prepared.context
+        if context is not None:
+            if context.cancelled:
+                raise Cancelled("request cancelled")
+            if context.deadline is not None and context.deadline <= time.monotonic():
+                raise DeadlineExceeded("context deadline exceeded")
+        trace = prepared.trace
+        key = prepared.route.key
+        if trace is not None and trace.get_conn is not None:
+            trace.get_conn(key)
+        pool = self._pool
+        while True:
+            conn = pool.take_idle(key)
+            if conn is None:
+                break
+            if conn.is_stale():
+                pool.discard(conn)
+                continue
+            if trace is not None and trace.got_conn is not None:
+                self._got_conn(trace, conn, GotConnInfo(True, True, time.monotonic() - conn.idle_since))
+            return conn
+        want = pool.want(key, lambda want: self._dial(prepared, want))
+        conn = self._await(want, prepared)
+        if trace is not None and trace.got_conn is not None:
+            self._got_conn(trace, conn, GotConnInfo(conn.reused, False, 0.0))
+        return conn
+
+    def _got_conn(self, trace: Any, conn: Connection, info: GotConnInfo) -> None:
+        try:
+            trace.got_conn(info)
+        except BaseException:
+            self._drop(conn)
+            raise
+
+    def _await(self, want: Want, prepared: _Prepared) -> Connection:
+        """Wait for the want's connection, running posted trace hooks; honour cancel and
+        deadline within 100 ms."""
+        context = prepared.context
+        handle = None
+        if context is not None:
+            handle = context._add_cancel_callback(want.wake)
+        try:
+            while True:
+                with want.cond:
+                    while not want.events and want.pending:
+                        if context is not None and (context.cancelled or _past(context.deadline)):
+                            break
+                        timeout = None if context is None else context.remaining()
+                        want.cond.wait(timeout)
+                    events = list(want.events)
+                    want.events.clear()
+                    conn, error = want.conn, want.error
+                for event in events:
+                    event()
+                if conn is not None:
+                    return conn
+                if error is not None:
+                    raise error
+                if context is not None:
+                    if context.cancelled:
+                        raise Cancelled("request cancelled")
+                    if _past(context.deadline):
+                        raise DeadlineExceeded("context deadline exceeded")
+        except BaseException:
+            self._pool.abandon(want)
+            raise
+        finally:
+            if context is not None:
+                context._remove_cancel_callback(handle)
+
+    def _dial(self, prepared: _Prepared, want: Want) -> None:
+        """Runs on a dial thread: connect along the route and hand the result to the pool."""
+        trace = prepared.trace
+
+        def post(hook_name: str, *args: Any) -> None:
+            hook = getattr(trace, hook_name) if trace is not None else None
+            if hook is not None:
+                want.post(lambda: hook(*args))
+
+        conn = None
+        error: Optional[BaseException] = None
+        try:
+            sock = prepared.route.connect(prepared.options, post, lambda: want.abandoned)
+            conn = Connection(sock, want.key)
+        except Abandoned:
+            error = Cancelled("request cancelled")
+        except Error as exc:
+            error = exc
+        except Exception as exc:  # a custom dial's own failure
+            error = ConnectError(f"dial failed: {exc!r}")
+        self._pool.dial_finished(want, conn, error)
+
+    def _finish(self, conn: Connection, reusable: bool) -> None:
+        """The response body ended (``reusable``) or was abandoned: release the connection."""
+        context = conn.context
+        trace = conn.trace
+        if context is not None:
+            context._remove_cancel_callback(conn.cancel_handle)
+            if context.cancelled:
+                reusable = False
+            conn.context = None
+        conn.deadline = None
+        conn.clear_timeout()
+        conn.reused = True
+        conn.trace = None
+        kept = self._pool.release(conn, reusable)
+        if trace is not None and trace.put_idle_conn is not None:
+            trace.put_idle_conn(None if kept else Error("connection not reused"))
+
+    def _drop(self, conn: Connection) -> None:
+        """Close a connection whose attempt failed and free its pool slot."""
+        context = conn.context
+        if context is not None:
+            context._remove_cancel_callback(conn.cancel_handle)
+            conn.context = None
+        conn.trace = None
+        self._pool.discard(conn)
+
+
+_FRAMING = frozenset(("content-length", "transfer-encoding"))
+_NOTED = frozenset(("user-agent", "accept-encoding", "range", "expect", "connection", "idempotency-key", "x-idempotency-key"))
+
+
+def _past(deadline: Optional[float]) -> bool:
+    return deadline is not None and time.monotonic() >= deadline

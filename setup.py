@@ -1,0 +1,91 @@
+"""Build the compiled hot paths, or fall back loudly to pure Python.
+
+``ROUNDTRIP_REQUIRE_EXTENSIONS=1`` (and any cibuildwheel run) turns a failed compile into a
+failed build; ``ROUNDTRIP_NO_EXTENSIONS=1`` skips compiling; ``ROUNDTRIP_DEBUG_BUILD=1``
+compiles with ``-O0 -g`` and the address sanitizer.
+"""
+
+import os
+import sys
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+
+def env_flag(name):
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+REQUIRE = env_flag("ROUNDTRIP_REQUIRE_EXTENSIONS") or env_flag("CIBUILDWHEEL")
+SKIP = env_flag("ROUNDTRIP_NO_EXTENSIONS") and not REQUIRE
+DEBUG = env_flag("ROUNDTRIP_DEBUG_BUILD")
+
+BANNER = """
+***********************************************************************
+*  roundtrip: the compiled extension could NOT be built:              *
+*  {reason:<66s} *
+*  Installing the pure-Python implementation (much slower).           *
+*  Set ROUNDTRIP_REQUIRE_EXTENSIONS=1 to make this an error.          *
+***********************************************************************
+"""
+
+
+def banner(reason):
+    sys.stderr.write(BANNER.format(reason=str(reason)[:66]))
+
+
+class optional_build_ext(build_ext):
+    """Compile the extension; unless it is required, a failure installs pure Python."""
+
+    def run(self):
+        try:
+            super().run()
+        except Exception as exc:  # compiler missing, Cython missing, ...
+            if REQUIRE:
+                raise
+            banner(exc)
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            if REQUIRE:
+                raise
+            banner(exc)
+        else:
+            sys.stderr.write(f"roundtrip: built compiled extension {ext.name}\n")
+
+
+def extensions():
+    if SKIP:
+        sys.stderr.write("roundtrip: ROUNDTRIP_NO_EXTENSIONS is set; pure Python only\n")
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError as exc:
+        if REQUIRE:
+            raise
+        banner(exc)
+        return []
+    compile_args = ["-O0", "-g", "-fsanitize=address"] if DEBUG else ["-O2"]
+    link_args = ["-fsanitize=address"] if DEBUG else []
+    ext = Extension(
+        "roundtrip._speedups_c",
+        ["roundtrip/_speedups_c.pyx"],
+        include_dirs=["csrc"],
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+    )
+    return cythonize(
+        [ext],
+        language_level=3,
+        compiler_directives={
+            "boundscheck": DEBUG,
+            "wraparound": False,
+            "cdivision": True,
+            "embedsignature": True,
+        },
+    )
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": optional_build_ext})
