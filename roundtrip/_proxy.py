@@ -8,7 +8,7 @@ from typing import Any, Callable, Optional
 from ._dial import Post, open_socket, start_tls
 from ._urls import Target
 
-__all__ = ("Route", "direct_route", "proxy_from_environment")
+__all__ = ("Route", "direct_route", "proxy_from_environment", "proxy_option", "route_for")
 
 
 class Route:
@@ -46,3 +46,19 @@ def direct_route(target: Target) -> Route:
 def proxy_from_environment(request: Any) -> Optional[str]:
     """The proxy for ``request`` from HTTP_PROXY, HTTPS_PROXY and NO_PROXY, or None."""
     return None
+
+
+def proxy_option(proxy: Optional[Callable[[Any], Optional[str]]]) -> Optional[Callable[[Any], Optional[str]]]:
+    """The proxy chooser a Transport keeps, given its ``proxy`` option (called once, by
+    ``Transport.__init__``)."""
+    return proxy
+
+
+def route_for(proxy: Optional[Callable[[Any], Optional[str]]], request: Any, target: Target) -> Route:
+    """The route for ``request`` to ``target`` given the Transport's proxy chooser."""
+    if proxy is None:
+        return direct_route(target)
+    proxy_url = proxy(request)
+    if proxy_url is None:
+        return direct_route(target)
+    raise NotImplementedError("proxies are not supported yet")

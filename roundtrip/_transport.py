@@ -21,7 +21,7 @@ from ._dial import Abandoned
 from ._errors import Cancelled, ConnectError, DeadlineExceeded, Error, InvalidRequest, SkipAltProtocol, TransportClosed, UnrewindableBody
 from ._models import Request, Response
 from ._pool import Pool, Want
-from ._proxy import Route, direct_route, proxy_from_environment
+from ._proxy import proxy_from_environment, proxy_option, route_for
 from ._trace import GotConnInfo
 from ._urls import split_scheme, split_target
 
@@ -142,7 +142,7 @@ class Transport:
             idle_conn_timeout=_check_timeout("idle_conn_timeout", idle_conn_timeout),
             keep_alive=not disable_keep_alives,
         )
-        self._proxy = proxy_from_environment if proxy is _UNSET else proxy
+        self._proxy = proxy_option(proxy_from_environment if proxy is _UNSET else proxy)
         self._alternates: dict[str, RoundTripper] = {}
         self._alternates_lock = threading.Lock()
         self._closed = False
@@ -245,7 +245,7 @@ class Transport:
         elif method not in _COMMON_METHODS:
             impl.validate_method(method)
         target = split_target(scheme, rest)
-        route = self._route(request, target)
+        route = route_for(self._proxy, request, target)
         options = self._options
 
         prepared = _Prepared()
@@ -314,15 +314,6 @@ class Transport:
         prepared.rewindable = outgoing is None or (outgoing.data is not None and not len(outgoing.data)) or request.get_body is not None
         prepared.replayable = prepared.rewindable and (method in _IDEMPOTENT or idempotency_key)
         return prepared
-
-    def _route(self, request: Request, target: Any) -> Route:
-        proxy = self._proxy
-        if proxy is None:
-            return direct_route(target)
-        proxy_url = proxy(request)
-        if proxy_url is None:
-            return direct_route(target)
-        raise ConnectError("proxies are not supported yet")  # pragma: no cover
 
     def _rewound_body(self, request: Request) -> Any:
         body = request.body

@@ -1,0 +1,147 @@
+"""Fixtures shared by the whole suite.
+
+Every test runs against both implementations: the autouse ``impl`` fixture (ids ``c`` and
+``py``) installs one twin as the live implementation before the test builds its Transport.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from typing import Any, Callable, Iterator
+
+import pytest
+
+import roundtrip
+from roundtrip import _speedups, _speedups_py
+from roundtrip._speedups import env_flag
+
+from servers import Nginx, ScriptedServer
+
+try:
+    from roundtrip import _speedups_c
+except ImportError:  # not built
+    _speedups_c = None  # type: ignore[assignment]
+
+REQUIRE_EXTENSIONS = env_flag("ROUNDTRIP_REQUIRE_EXTENSIONS")
+IN_CI = env_flag("CI")
+
+
+def pytest_report_header(config: Any) -> str:
+    built = "built" if _speedups_c is not None else "NOT built"
+    return f"roundtrip: compiled module {built}; default implementation {roundtrip.IMPLEMENTATION}"
+
+
+@pytest.fixture(params=["c", "py"], autouse=True)
+def impl(request: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The implementation under test; Transports built in the test use it."""
+    if request.param == "c":
+        if _speedups_c is None:
+            if REQUIRE_EXTENSIONS:
+                pytest.fail("ROUNDTRIP_REQUIRE_EXTENSIONS is set but roundtrip._speedups_c is missing")
+            pytest.skip("compiled extension not built")
+        module = _speedups_c
+    else:
+        module = _speedups_py
+    monkeypatch.setattr(_speedups, "impl", module)
+    return module
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture(autouse=True)
+def no_leaks() -> Iterator[None]:
+    """Open file descriptors and threads are back to where they were after each test."""
+    fds = _open_fds()
+    threads = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 3.0
+    while True:
+        extra_threads = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
+        leaked_fds = _open_fds() - fds
+        if not extra_threads and not leaked_fds:
+            return
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    details = {fd: os.readlink(f"/proc/self/fd/{fd}") for fd in leaked_fds if os.path.exists(f"/proc/self/fd/{fd}")}
+    assert not extra_threads and not details, f"leaked threads {extra_threads} fds {details}"
+
+
+@pytest.fixture
+def transport() -> Iterator[roundtrip.Transport]:
+    """A Transport closed after the test, which checks nothing is left active or waiting."""
+    t = roundtrip.Transport()
+    yield t
+    stats = t.pool_stats()["total"]
+    t.close()
+    assert stats["active"] == 0 and stats["waiting"] == 0 and stats["dialing"] == 0, stats
+
+
+@pytest.fixture
+def make_transport() -> Iterator[Callable[..., roundtrip.Transport]]:
+    """Build Transports with options; each is checked and closed after the test."""
+    made: list[roundtrip.Transport] = []
+
+    def make(**options: Any) -> roundtrip.Transport:
+        t = roundtrip.Transport(**options)
+        made.append(t)
+        return t
+
+    yield make
+    for t in made:
+        stats = t.pool_stats()["total"]
+        t.close()
+        assert stats["active"] == 0 and stats["waiting"] == 0 and stats["dialing"] == 0, stats
+
+
+@pytest.fixture
+def server() -> Iterator[Callable[..., ScriptedServer]]:
+    """Start scripted servers: ``server(handler)`` or ``server([handler_conn0, handler_conn1])``."""
+    started: list[ScriptedServer] = []
+
+    def start(handler: Any, **kwargs: Any) -> ScriptedServer:
+        srv = ScriptedServer(handler, **kwargs)
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        srv.close()
+
+
+class CountingDial:
+    """A ``dial`` option that counts its calls (to prove nothing was dialed)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, host: str, port: int, timeout: Any) -> socket.socket:
+        with self.lock:
+            self.calls.append((host, port))
+        sock = socket.create_connection((host, port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+
+@pytest.fixture
+def counting_dial() -> CountingDial:
+    return CountingDial()
+
+
+@pytest.fixture(scope="session")
+def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
+    """A real nginx for the session (skipped where nginx is not installed, except in CI)."""
+    try:
+        server = Nginx(tmp_path_factory.mktemp("nginx"))
+    except FileNotFoundError:
+        if IN_CI:
+            pytest.fail("nginx is not installed (.ci/run installs it)")
+        pytest.skip("nginx is not installed")
+    yield server
+    server.stop()

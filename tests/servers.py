@@ -1,0 +1,335 @@
+"""Servers on 127.0.0.1 for the tests: scripted raw sockets for exact bytes and faults, and a
+real nginx. Every blocking call has a deadline, and every server stops by itself."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+IO_TIMEOUT = 10.0  # no scripted step waits longer than this
+
+
+class ClientGone(Exception):
+    """The client closed the connection while the script expected more."""
+
+
+class ScriptedConnection:
+    """The server side of one accepted connection, driven by a test's handler."""
+
+    def __init__(self, sock: socket.socket, server: "ScriptedServer", index: int) -> None:
+        self.sock = sock
+        self.server = server
+        self.index = index  # 0 for the first connection the server accepted
+        self.buffer = b""
+        sock.settimeout(IO_TIMEOUT)
+
+    def _fill(self) -> None:
+        data = self.sock.recv(65536)
+        if not data:
+            raise ClientGone()
+        self.buffer += data
+
+    def read_until(self, marker: bytes) -> bytes:
+        while marker not in self.buffer:
+            self._fill()
+        data, _, self.buffer = self.buffer.partition(marker)
+        return data + marker
+
+    def read_exactly(self, count: int) -> bytes:
+        while len(self.buffer) < count:
+            self._fill()
+        data, self.buffer = self.buffer[:count], self.buffer[count:]
+        return data
+
+    def read_head(self) -> bytes:
+        """The next request head, blank line included."""
+        return self.read_until(b"\r\n\r\n")
+
+    def read_request(self) -> "ReceivedRequest":
+        """The next whole request (head and body, Content-Length or chunked), recorded on
+        the server."""
+        head = self.read_head()
+        request = ReceivedRequest(head, b"", self.index)
+        if request.header("transfer-encoding", "").lower() == "chunked":
+            raw = b""
+            while True:
+                size_line = self.read_until(b"\r\n")
+                raw += size_line
+                size = int(size_line.split(b";")[0].strip(), 16)
+                if size == 0:
+                    trailer = self.read_until(b"\r\n")
+                    raw += trailer
+                    while trailer != b"\r\n":
+                        trailer = self.read_until(b"\r\n")
+                        raw += trailer
+                    break
+                chunk = self.read_exactly(size + 2)
+                raw += chunk
+                request.body += chunk[:-2]
+            request.raw_body = raw
+        else:
+            length = int(request.header("content-length", "0"))
+            request.body = request.raw_body = self.read_exactly(length)
+        self.server.received.append(request)
+        return request
+
+    def requests(self) -> Iterator["ReceivedRequest"]:
+        """Requests until the client closes the connection."""
+        while True:
+            try:
+                yield self.read_request()
+            except (ClientGone, ConnectionError, socket.timeout):
+                return
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def wait_closed(self, timeout: float = IO_TIMEOUT) -> bool:
+        """Whether the client closes the connection within ``timeout`` (reading and dropping
+        anything it still sends)."""
+        self.sock.settimeout(timeout)
+        try:
+            while self.sock.recv(65536):
+                pass
+            return True
+        except (socket.timeout, ConnectionError):
+            return False
+        finally:
+            self.sock.settimeout(IO_TIMEOUT)
+
+    def reset(self) -> None:
+        """Close with an RST instead of a FIN."""
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        self.sock.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class ReceivedRequest:
+    """A request as the server received it."""
+
+    def __init__(self, head: bytes, body: bytes, connection: int) -> None:
+        self.head = head
+        self.body = body
+        self.raw_body = body
+        self.connection = connection
+        lines = head.decode("latin-1").split("\r\n")
+        self.request_line = lines[0]
+        self.method, self.target, self.version = (self.request_line.split(" ") + ["", ""])[:3]
+        self.headers = [tuple(part.strip() for part in line.split(":", 1)) for line in lines[1:] if line]
+
+    def header(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        for field, value in self.headers:
+            if field.lower() == name.lower():
+                return value
+        return default
+
+    def header_names(self) -> list[str]:
+        return [field for field, _ in self.headers]
+
+    @property
+    def raw(self) -> bytes:
+        return self.head + self.raw_body
+
+
+Handler = Callable[[ScriptedConnection], None]
+
+
+class ScriptedServer:
+    """Accepts connections on 127.0.0.1 and runs ``handler`` for each on its own thread.
+
+    ``handler`` may be a list: the n-th connection gets the n-th handler (the last one repeats).
+    """
+
+    def __init__(self, handler: "Handler | list[Handler]", family: int = socket.AF_INET) -> None:
+        self.handlers = handler if isinstance(handler, list) else [handler]
+        self.listener = socket.socket(family, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
+        self.listener.listen(64)
+        self.listener.settimeout(0.1)
+        self.port = self.listener.getsockname()[1]
+        self.host = "[::1]" if family == socket.AF_INET6 else "127.0.0.1"
+        self.received: list[ReceivedRequest] = []
+        self.accepted = 0
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._conns: list[ScriptedConnection] = []
+        self._acceptor = threading.Thread(target=self._accept_loop, name="scripted-server", daemon=True)
+        self._acceptor.start()
+
+    def url(self, path: str = "/", scheme: str = "http") -> str:
+        return f"{scheme}://{self.host}:{self.port}{path}"
+
+    def _accept_loop(self) -> None:
+        deadline = time.monotonic() + 120  # a server never outlives a test by much
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                sock, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            index = self.accepted
+            self.accepted += 1
+            conn = ScriptedConnection(sock, self, index)
+            self._conns.append(conn)
+            handler = self.handlers[min(index, len(self.handlers) - 1)]
+            thread = threading.Thread(target=self._run, args=(handler, conn), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _run(self, handler: Handler, conn: ScriptedConnection) -> None:
+        try:
+            handler(conn)
+        except (ClientGone, ConnectionError):
+            pass
+        except BaseException as exc:  # reported by close()
+            self.errors.append(exc)
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._acceptor.join(IO_TIMEOUT)
+        self.listener.close()
+        for conn in self._conns:
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for thread in self._threads:
+            thread.join(IO_TIMEOUT)
+        if self.errors:
+            raise self.errors[0]
+
+
+def respond(status: int = 200, body: bytes = b"", headers: Optional[list[tuple[str, str]]] = None, reason: str = "OK") -> bytes:
+    """A response with Content-Length framing."""
+    lines = [f"HTTP/1.1 {status} {reason}"]
+    fields = list(headers or [])
+    if not any(name.lower() in ("content-length", "transfer-encoding") for name, _ in fields):
+        fields.append(("Content-Length", str(len(body))))
+    lines.extend(f"{name}: {value}" for name, value in fields)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def keep_alive_handler(body: bytes = b"ok", headers: Optional[list[tuple[str, str]]] = None) -> Handler:
+    """Answer every request on the connection with ``body``."""
+
+    def handler(conn: ScriptedConnection) -> None:
+        for _ in conn.requests():
+            conn.send(respond(200, body, headers))
+
+    return handler
+
+
+# -- nginx --------------------------------------------------------------------------------------
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+master_process on;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    log_format probe '$connection $connection_requests $request_method $request_uri $status $request_length';
+    access_log {prefix}/access.log probe;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port};
+        root {prefix}/www;
+        location = /post {{ client_max_body_size 64m; return 200 "posted\\n"; }}
+        location = /echo-headers {{ return 200 "$http_user_agent|$http_accept_encoding\\n"; }}
+        location /gz/ {{ gzip on; gzip_min_length 1; gzip_types *; }}
+        location = /notfound {{ return 404; }}
+    }}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Nginx:
+    """A real nginx on a free 127.0.0.1 port with a private prefix, stopped by its PID."""
+
+    def __init__(self, prefix: Path) -> None:
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not os.path.exists(binary):
+            raise FileNotFoundError("nginx is not installed")
+        self.prefix = prefix
+        self.port = free_port()
+        www = prefix / "www"
+        (www / "gz").mkdir(parents=True)
+        for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (prefix / name).mkdir()
+        self.files = {
+            "small": b"Hello, World!",
+            "64k": bytes(range(256)) * 256,
+            "1m": os.urandom(1 << 20),
+        }
+        for name, data in self.files.items():
+            (www / name).write_bytes(data)
+        (www / "gz" / "text").write_bytes(b"compress me please " * 2000)
+        (prefix / "nginx.conf").write_text(NGINX_CONF.format(prefix=prefix, port=self.port))
+        user = "" if os.geteuid() != 0 else "user root;\n"
+        if user:
+            conf = prefix / "nginx.conf"
+            conf.write_text(user + conf.read_text())
+        self._stderr = open(prefix / "stderr.log", "wb")
+        self.process = subprocess.Popen(
+            [binary, "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
+        )
+        deadline = time.monotonic() + IO_TIMEOUT
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("nginx did not start: " + (prefix / "stderr.log").read_text())
+                time.sleep(0.02)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def access_log(self) -> list[list[str]]:
+        """Access log lines split into ``connection requests method uri status length``."""
+        path = self.prefix / "access.log"
+        if not path.exists():
+            return []
+        return [line.split() for line in path.read_text().splitlines()]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)
+            try:
+                self.process.wait(IO_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._stderr.close()
