@@ -272,22 +272,32 @@ class Pool:
         return result
 
     def _start_reaper(self) -> None:
-        # At most one timer thread per pool; it exits once nothing is idle.
-        if self._idle_timeout is None or self._reaper is not None:
-            self._reaper_wakeup.notify_all()
-            return
-        self._reaper = threading.Thread(target=self._reap, name="roundtrip-idle-reaper", daemon=True)
-        self._reaper.start()
+        # At most one timer thread per pool (lock held). A running timer needs no wake-up:
+        # a connection just put idle expires after every other one.
+        if self._idle_timeout is not None and self._reaper is None:
+            self._reaper = threading.Thread(target=self._reap, name="roundtrip-idle-reaper", daemon=True)
+            self._reaper.start()
 
     def _reap(self) -> None:
+        """Close idle connections as they expire; end after a whole idle period with nothing
+        idle (so a busy pool keeps one thread, and an unused one keeps none)."""
         timeout = self._idle_timeout
         assert timeout is not None
+        lingered = False
         while True:
             with self._lock:
-                oldest = self._idle.oldest_idle_since()
-                if oldest is None or self.closed:
+                if self.closed:
                     self._reaper = None
                     return
+                oldest = self._idle.oldest_idle_since()
+                if oldest is None:
+                    if lingered:
+                        self._reaper = None
+                        return
+                    lingered = True
+                    self._reaper_wakeup.wait(timeout)
+                    continue
+                lingered = False
                 now = time.monotonic()
                 if oldest + timeout > now:
                     self._reaper_wakeup.wait(oldest + timeout - now)
