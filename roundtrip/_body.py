@@ -133,12 +133,15 @@ class _WireBody:
     """A response body read from a connection; ``finish(reusable)`` is called exactly once,
     when the body ends (before the read that reached the end returns) or when it is abandoned."""
 
-    __slots__ = ("_conn", "_finish", "_done")
+    __slots__ = ("_conn", "_finish", "_done", "conn_reused", "bytes_written")
 
     def __init__(self, conn: Any, finish: Callable[[bool], None]) -> None:
         self._conn = conn
         self._finish = finish
         self._done = False
+        # What an error raised while reading reports (SPEC §4): the attempt's facts.
+        self.conn_reused: bool = conn.reused
+        self.bytes_written: int = conn.bytes_written
 
     def _end(self, reusable: bool) -> None:
         if not self._done:
@@ -323,6 +326,14 @@ class GzipBody:
     __slots__ = ("_inner", "_decoder", "_pending", "_eof")
 
     _MAX_OUT = 1 << 20  # bound on what one read may inflate when no amt is given
+
+    @property
+    def conn_reused(self) -> bool:
+        return self._inner.conn_reused
+
+    @property
+    def bytes_written(self) -> int:
+        return self._inner.bytes_written
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner

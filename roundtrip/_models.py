@@ -7,7 +7,7 @@ from http import HTTPStatus
 from typing import Any, Callable, Iterable, Iterator, Optional, Union
 
 from ._context import Context
-from ._errors import ResponseClosed
+from ._errors import Error, ResponseClosed
 from ._headers import Headers, HeadersLike
 from ._trace import Trace
 
@@ -200,7 +200,12 @@ class Response:
         """
         if self.closed:
             raise ResponseClosed("response body read after close")
-        return self._body.read(amt)
+        try:
+            return self._body.read(amt)
+        except Error as exc:
+            exc.conn_reused = getattr(self._body, "conn_reused", False)
+            exc.bytes_written = getattr(self._body, "bytes_written", 0)
+            raise
 
     def iter_bytes(self, chunk_size: int = 65536) -> Iterator[bytes]:
         """Yield the body in pieces of at most ``chunk_size`` bytes."""

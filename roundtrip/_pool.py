@@ -132,8 +132,10 @@ class Pool:
         self._start_dial(want)
         return want
 
-    def abandon(self, want: Want) -> None:
-        """The want's caller gave up (cancel, deadline, or an error of its own)."""
+    def abandon(self, want: Want, close: bool = False) -> None:
+        """The want's caller gave up (cancel, deadline, or an error of its own). A connection
+        delivered meanwhile goes back to the pool, or is closed when ``close`` is set (a trace
+        hook raised: SPEC closes the connection then)."""
         with self._lock:
             if want.abandoned:
                 return
@@ -146,7 +148,7 @@ class Pool:
             conn, want.conn = want.conn, None
         if conn is not None:
             # Delivered just as its caller gave up: it was never used.
-            self.release(conn, reusable=True)
+            self.release(conn, reusable=not close)
 
     def dial_finished(self, want: Want, conn: Any, error: Optional[BaseException]) -> None:
         """Called by the dialing thread with the new connection or the dial's error."""
@@ -231,6 +233,15 @@ class Pool:
     def discard(self, conn: Any) -> None:
         """Close an active connection and free its slot."""
         self.release(conn, reusable=False)
+
+    def evict(self, conn: Any) -> None:
+        """Close ``conn`` if it is idle (its owner's trace hook failed after it was pooled)."""
+        with self._lock:
+            removed = self._idle.remove(conn.key, conn)
+            if removed:
+                self._forget_if_unused(conn.key)
+        if removed:
+            conn.close()
 
     # -- idle management ---------------------------------------------------------------------
 

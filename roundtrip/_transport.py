@@ -7,6 +7,7 @@ Go's ``shouldRetryRequest`` allows it.
 
 from __future__ import annotations
 
+import inspect
 import json
 import ssl
 import threading
@@ -231,10 +232,12 @@ class Transport:
         alternate = self._alternates.get(scheme)
         body = request.body
         if alternate is not None:
+            mark = _BodyMark(body)
             try:
                 return alternate.round_trip(request)
             except SkipAltProtocol:
-                body = self._rewound_body(request)
+                if mark.touched():
+                    body = self._rewound_body(request)
         if not is_http:
             raise InvalidRequest(f"unsupported protocol scheme {json.dumps(scheme)}")
         method = request.method
@@ -302,7 +305,11 @@ class Transport:
         if options.disable_keep_alives and not wants_close:
             head_fields.append(("Connection", "close"))
         path = target.path if not route.absolute_form else f"{target.scheme}://{target.authority}{target.path}"
-        head_fields.extend(route.proxy_headers)
+        if route.proxy_headers:
+            # Go's mutateHeaderFunc: the proxy's credentials replace the caller's.
+            replaced = {name.lower() for name, _ in route.proxy_headers}
+            head_fields = [field for field in head_fields if field[0].lower() not in replaced]
+            head_fields.extend(route.proxy_headers)
         prepared.head = impl.encode_request_head(method, path, head_fields)
         prepared.body = outgoing
         prepared.declared_length = declared_length
@@ -400,8 +407,12 @@ class Transport:
                     events = list(want.events)
                     want.events.clear()
                     conn, error = want.conn, want.error
-                for event in events:
-                    event()
+                try:
+                    for event in events:
+                        event()
+                except BaseException:
+                    self._pool.abandon(want, close=True)  # a hook raised: the connection closes
+                    raise
                 if conn is not None:
                     return conn
                 if error is not None:
@@ -453,9 +464,16 @@ class Transport:
         conn.clear_timeout()
         conn.reused = True
         conn.trace = None
+        reusable = reusable and not self._options.disable_keep_alives
         kept = self._pool.release(conn, reusable)
-        if trace is not None and trace.put_idle_conn is not None:
-            trace.put_idle_conn(None if kept else Error("connection not reused"))
+        # Go calls PutIdleConn only from tryPutIdleConn: for a body read to its end on a
+        # connection that may live on.
+        if reusable and trace is not None and trace.put_idle_conn is not None:
+            try:
+                trace.put_idle_conn(None if kept else Error("too many idle connections"))
+            except BaseException:
+                self._pool.evict(conn)
+                raise
 
     def _drop(self, conn: Connection) -> None:
         """Close a connection whose attempt failed and free its pool slot."""
@@ -469,6 +487,35 @@ class Transport:
 
 _FRAMING = frozenset(("content-length", "transfer-encoding"))
 _NOTED = frozenset(("user-agent", "accept-encoding", "range", "expect", "connection", "idempotency-key", "x-idempotency-key"))
+
+
+class _BodyMark:
+    """Whether a request body was used while a registered round tripper had it (Go's
+    ``readTrackingBody``, without wrapping the caller's body)."""
+
+    __slots__ = ("body", "position")
+
+    def __init__(self, body: Any) -> None:
+        self.body = body
+        self.position = None
+        if hasattr(body, "read") and hasattr(body, "tell"):
+            try:
+                self.position = body.tell()
+            except (OSError, ValueError):
+                pass
+
+    def touched(self) -> bool:
+        body = self.body
+        if body is None or isinstance(body, (bytes, bytearray, memoryview)):
+            return False
+        if hasattr(body, "read"):
+            try:
+                return self.position is None or body.tell() != self.position
+            except (OSError, ValueError):
+                return True
+        if inspect.isgenerator(body):
+            return inspect.getgeneratorstate(body) != inspect.GEN_CREATED
+        return iter(body) is body  # an iterator may have been advanced; a container replays
 
 
 def _past(deadline: Optional[float]) -> bool:

@@ -27,7 +27,7 @@ class ScriptedConnection:
         self.sock = sock
         self.server = server
         self.index = index  # 0 for the first connection the server accepted
-        self.buffer = b""
+        self.buffer = bytearray()
         sock.settimeout(IO_TIMEOUT)
 
     def _fill(self) -> None:
@@ -37,15 +37,23 @@ class ScriptedConnection:
         self.buffer += data
 
     def read_until(self, marker: bytes) -> bytes:
-        while marker not in self.buffer:
+        start = 0
+        while True:
+            found = self.buffer.find(marker, start)
+            if found != -1:
+                break
+            start = max(0, len(self.buffer) - len(marker) + 1)
             self._fill()
-        data, _, self.buffer = self.buffer.partition(marker)
-        return data + marker
+        end = found + len(marker)
+        data = bytes(self.buffer[:end])
+        del self.buffer[:end]
+        return data
 
     def read_exactly(self, count: int) -> bytes:
         while len(self.buffer) < count:
             self._fill()
-        data, self.buffer = self.buffer[:count], self.buffer[count:]
+        data = bytes(self.buffer[:count])
+        del self.buffer[:count]
         return data
 
     def read_head(self) -> bytes:
