@@ -30,7 +30,7 @@ from ._errors import (
 )
 from ._headers import Headers
 from ._models import Request, Response
-from ._proxy import proxy_from_environment
+from ._proxy import proxy_from_environment, proxy_url
 from ._speedups import IMPLEMENTATION
 from ._trace import Trace
 from ._transport import RoundTripper, Transport
@@ -66,4 +66,5 @@ __all__ = (
     "TransportClosed",
     "UnrewindableBody",
     "proxy_from_environment",
+    "proxy_url",
 )
