@@ -1,0 +1,124 @@
+"""``roundtrip bench``: roundtrip against the raw-socket floor, its own pure-Python twin, and the
+HTTP clients people use, on a local nginx (or an embedded Python server where nginx is missing).
+
+Modules: ``servers`` (nginx and the fallback), ``scenarios`` (what is sent and checked),
+``clients`` (one class per client), ``worker`` (one client's process), ``runner`` (the parent:
+runs, medians, same-run ratios, table, JSON, plot). ``benchmarks/README.md`` has the methodology.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from typing import Optional, Sequence
+
+__all__ = ("main",)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> "None":  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _names(values: Optional[list[str]]) -> list[str]:
+    """``--clients a b`` and ``--clients a,b`` alike."""
+    return [name for value in values or [] for name in value.split(",") if name]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run ``roundtrip bench`` with ``argv``; return the exit status (1 if any response failed
+    its check)."""
+    from . import runner
+    from .clients import REGISTRY
+    from .scenarios import SCENARIOS
+
+    all_clients = [info.name for info in REGISTRY]
+    parser = _Parser(
+        prog="roundtrip bench",
+        description="Benchmark roundtrip against a raw-socket floor, its pure-Python twin and other HTTP clients "
+        "on a local nginx. Quick by default (well under a minute); --full for the README table. "
+        "Numbers: client CPU µs per request (getrusage in the client's own process) and requests/s (MB/s for 1 MiB), "
+        "medians of interleaved runs, with same-run ratios to the raw floor and to roundtrip-py.",
+    )
+    parser.add_argument("--full", action="store_true", help="the README run: more runs, longer cells (a few minutes)")
+    parser.add_argument("--json", metavar="FILE", help="also write every measurement as JSON to FILE")
+    parser.add_argument("--plot", metavar="FILE", help="also draw a bar chart PNG to FILE (needs matplotlib: pip install 'roundtrip[bench]')")
+    parser.add_argument("--clients", nargs="+", metavar="CLIENT", help=f"clients to run (default: all installed): {', '.join(all_clients)}; raw is always run as the reference")
+    parser.add_argument("--scenarios", nargs="+", metavar="SCENARIO", help=f"scenarios to run (default: all): {', '.join(SCENARIOS)}")
+    parser.add_argument("--runs", type=int, metavar="N", help="runs per client (default: 3 quick, 5 full)")
+    parser.add_argument("--duration", type=float, metavar="S", help="measured seconds per client, scenario and run (default: 0.15 quick, 1.0 full)")
+    parser.add_argument("--server", choices=("auto", "nginx", "python"), default="auto", help="nginx, the embedded Python server, or nginx when installed (default)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--list", action="store_true", help="list clients (and whether each can run here) and scenarios, then exit")
+    parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # one tiny run, for tests
+    opts = parser.parse_args(argv)
+
+    clients = _names(opts.clients) or all_clients
+    unknown = [name for name in clients if name not in all_clients]
+    if unknown:
+        parser.error(f"unknown client(s) {', '.join(unknown)}; choose from {', '.join(all_clients)}")
+    if "raw" not in clients:
+        clients.insert(0, "raw")
+    clients = [name for name in all_clients if name in clients]  # table order
+    scenarios = _names(opts.scenarios) or list(SCENARIOS)
+    unknown = [name for name in scenarios if name not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
+    scenarios = [name for name in SCENARIOS if name in scenarios]
+
+    if opts.list:
+        from .clients import available
+
+        for info in REGISTRY:
+            reason = available(info)
+            print(f"{info.name:<20} {'ok' if reason is None else 'skipped: ' + reason:<36} {info.note}")
+        for scenario in SCENARIOS.values():
+            print(f"{scenario.name:<20} {scenario.label}")
+        return 0
+
+    if opts.plot and importlib.util.find_spec("matplotlib") is None:
+        print(
+            "roundtrip bench: error: --plot needs matplotlib, which is not installed "
+            "(pip install matplotlib, or pip install 'roundtrip[bench]')",
+            file=sys.stderr,
+        )
+        return 2
+    if opts.server == "nginx" and runner.nginx_missing():
+        print("roundtrip bench: error: --server nginx, but nginx is not installed", file=sys.stderr)
+        return 2
+
+    base = runner.MODES["smoke" if opts.smoke else "full" if opts.full else "quick"]
+    settings = runner.Settings(
+        base.mode if opts.runs is None and opts.duration is None else base.mode + " (custom)",
+        runs=opts.runs if opts.runs is not None else base.runs,
+        duration=opts.duration if opts.duration is not None else base.duration,
+        warmup=base.warmup,
+        minimum=base.minimum,
+    )
+    if settings.runs < 1 or settings.duration <= 0:
+        parser.error("--runs must be at least 1 and --duration positive")
+
+    if opts.server == "python" or (opts.server == "auto" and runner.nginx_missing()):
+        why = "as asked (--server python)" if opts.server == "python" else "because nginx is NOT installed"
+        print(
+            f"roundtrip bench: WARNING: using the embedded Python server {why}; it is slower than the clients, "
+            "so req/s are bounded by the server (CPU per request stays comparable)",
+            file=sys.stderr,
+        )
+    progress = None if opts.no_progress else sys.stderr
+    report = runner.run(clients, scenarios, settings, server_kind=opts.server, progress=progress)
+    print(runner.format_table(report))
+    print()
+    print(runner.format_targets(report))
+    sys.stdout.flush()
+    if opts.json:
+        with open(opts.json, "w") as f:
+            json.dump(report, f, indent=2)
+            f.write("\n")
+        print(f"roundtrip bench: wrote {opts.json}", file=sys.stderr)
+    if opts.plot:
+        runner.plot(report, opts.plot)
+        print(f"roundtrip bench: wrote {opts.plot}", file=sys.stderr)
+    return 1 if report["errors"] else 0
