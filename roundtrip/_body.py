@@ -192,11 +192,8 @@ class FixedLengthBody(_WireBody):
         if remaining == 0 or self._done:
             return b""
         buffered = self._buffered
-        if amt is None or amt < 0 or amt >= remaining:
-            if len(buffered) == remaining:
-                data = buffered
-            else:
-                data = self._read_exactly(remaining)
+        if amt is None or amt < 0:
+            data = buffered if len(buffered) == remaining else self._read_exactly(remaining)
             self._buffered = b""
             self._remaining = 0
             self._end(self._reusable)
@@ -205,8 +202,9 @@ class FixedLengthBody(_WireBody):
             data = buffered[:amt]
             self._buffered = buffered[amt:]
         else:
+            # What has arrived, up to amt (Go's Body.Read), never past the end of the body.
             conn = self._conn
-            count = self._recv(conn.view[: min(amt, len(conn.buf))])
+            count = self._recv(conn.view[: min(amt, remaining, len(conn.buf))])
             if count == 0:
                 self._end(False)
                 raise IncompleteBody(self._short_message(remaining))
@@ -268,7 +266,12 @@ class UntilCloseBody(_WireBody):
 
 
 class ChunkedBody(_WireBody):
-    """A chunked body (RFC 9112 §7.1), decoded by the sans-I/O parser; fills ``trailers``."""
+    """A chunked body (RFC 9112 §7.1), decoded by the sans-I/O parser; fills ``trailers``.
+
+    ``read(amt)`` returns what has arrived (at most ``amt``) rather than waiting for ``amt``,
+    so streamed responses flow; and the connection is released as soon as the last chunk is
+    parsed, even when that happens while serving the read of the final data.
+    """
 
     __slots__ = ("_parser", "_trailers", "_pending", "_reusable")
 
@@ -280,43 +283,47 @@ class ChunkedBody(_WireBody):
         self._reusable = reusable
 
     def read(self, amt: Optional[int]) -> bytes:
-        if amt is not None and 0 <= amt <= len(self._pending):
-            data, self._pending = self._pending[:amt], self._pending[amt:]
-            return data
-        parts = [self._pending] if self._pending else []
-        have = len(self._pending)
-        self._pending = b""
-        while not self._done and (amt is None or amt < 0 or have < amt):
-            event = self._next_event()
-            if event is None:
-                continue
-            if type(event) is bytes:
-                parts.append(event)
-                have += len(event)
-            else:
-                self._trailers._items.extend(event.trailers)
-                self._end(self._reusable and not self._parser.take_unparsed())
-        data = b"".join(parts)
-        if amt is not None and 0 <= amt < len(data):
-            data, self._pending = data[:amt], data[amt:]
+        if amt is None or amt < 0:
+            parts = [self._pending]
+            self._pending = b""
+            while not self._done:
+                self._receive()
+                parts.append(self._pending)
+                self._pending = b""
+            return b"".join(parts)
+        if not self._pending and not self._done:
+            self._receive()
+        data = self._pending[:amt]
+        self._pending = self._pending[amt:]
         return data
 
-    def _next_event(self) -> Any:
+    def _receive(self) -> None:
+        """Block until some body bytes or the end arrive, then take whatever else is already
+        buffered without blocking."""
         parser = self._parser
+        parts = [self._pending] if self._pending else []
         try:
-            event = parser.next_event()
-            if event is not None:
-                return event
-            conn = self._conn
-            count = self._recv(conn.view)
-            if count == 0:
-                parser.feed_eof()
-            else:
-                parser.feed(conn.view[:count])
-            return parser.next_event()
+            while True:
+                event = parser.next_event()
+                if event is None:
+                    if parts or self._done:
+                        break
+                    conn = self._conn
+                    count = self._recv(conn.view)
+                    if count == 0:
+                        parser.feed_eof()
+                    else:
+                        parser.feed(conn.view[:count])
+                elif type(event) is bytes:
+                    parts.append(event)
+                else:
+                    self._trailers._items.extend(event.trailers)
+                    self._end(self._reusable and not parser.take_unparsed())
+                    break
         except ProtocolError:
             self._end(False)
             raise
+        self._pending = b"".join(parts)
 
 
 class GzipBody:

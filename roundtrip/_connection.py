@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import select
 import socket
+import ssl
 import time
 from typing import Any, Callable, Optional
 
@@ -20,12 +21,10 @@ from ._models import Response
 
 __all__ = ("Connection", "AttemptFailed", "exchange")
 
-_PEEK_FLAGS = socket.MSG_PEEK | socket.MSG_DONTWAIT
 _BUFFER_SIZE = 65536
 # Bodies up to this size go out in the same send as the head.
 _COALESCE_LIMIT = 65536
 _shutdown = socket.socket.shutdown  # the plain-socket method, safe on TLS sockets from any thread
-_peek = socket.socket.recv
 
 
 class Connection:
@@ -45,6 +44,8 @@ class Connection:
         "cancel_handle",
         "trace",
         "bytes_written",
+        "prefetched",
+        "_poller",
         "_timeout_set",
     )
 
@@ -62,6 +63,9 @@ class Connection:
         self.cancel_handle: Optional[int] = None
         self.trace: Any = None  # the Trace of the request using the connection
         self.bytes_written = 0
+        self.prefetched: Optional[bytes] = None  # response bytes read early (see has_early_response)
+        self._poller = select.poll()
+        self._poller.register(sock, select.POLLIN)
         self._timeout_set = False
 
     def close(self) -> None:
@@ -79,15 +83,9 @@ class Connection:
 
     def is_stale(self) -> bool:
         """Whether an idle connection must not be reused: the server closed it, or sent bytes
-        nobody asked for (an unsolicited 408, say). One non-blocking peek."""
-        try:
-            if _peek(self.sock, 1, _PEEK_FLAGS):
-                return True
-        except BlockingIOError:
-            return False
-        except OSError:
-            return True
-        return True  # EOF
+        nobody asked for (an unsolicited 408, say). One poll with no wait: readable, hung up or
+        in error all mean stale."""
+        return bool(self._poller.poll(0))
 
     def _set_timeout(self) -> None:
         remaining = self.deadline - time.monotonic()  # type: ignore[operator]
@@ -104,6 +102,8 @@ class Connection:
     def recv_into(self, view: Any) -> int:
         """Receive into ``view``; 0 at EOF. Raises ``Cancelled``, the phase's ``Timeout``, or
         the socket's ``OSError``."""
+        if self.prefetched is not None:
+            return self._take_prefetched(view)
         try:
             if self.deadline is not None:
                 self._set_timeout()
@@ -140,13 +140,36 @@ class Connection:
             self._raise_if_cancelled()
             raise
 
-    def readable(self) -> bool:
-        """Whether the server has sent something (an early response) without blocking."""
-        try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
-        except (OSError, ValueError):
+    def has_early_response(self) -> bool:
+        """Whether the server has already answered (or closed) while the request body is still
+        going out, without blocking. Over TLS the raw socket also turns readable for records
+        that carry no response (TLS 1.3 session tickets), so the check reads through TLS and
+        keeps what it got for the response reader."""
+        if not self._poller.poll(0):
+            return False
+        sock = self.sock
+        if not isinstance(sock, ssl.SSLSocket):
             return True
-        return bool(readable)
+        try:
+            sock.settimeout(0.0)
+            count = sock.recv_into(self.view)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return False  # only handshake records: no response yet
+        except OSError:
+            return True  # broken: let the response reader find out
+        finally:
+            sock.settimeout(None)
+            self._timeout_set = False
+        self.prefetched = bytes(self.view[:count])  # b"": the server closed
+        return True
+
+    def _take_prefetched(self, view: Any) -> int:
+        data = self.prefetched
+        assert data is not None
+        count = min(len(data), len(view))
+        view[:count] = data[:count]
+        self.prefetched = data[count:] or None  # b"" (the server closed) is taken as EOF once
+        return count
 
     def _checked(self, count: int) -> int:
         if count == 0:
@@ -262,7 +285,7 @@ def _write_request(conn: Connection, prepared: Any, trace: Any, got_byte: list) 
         # A final answer that keeps the connection: Go sends the body to keep it in step.
     try:
         for piece in body.pieces():
-            if early is None and conn.readable():
+            if early is None and conn.has_early_response():
                 # The server answered before the body was done: stop and read it (Go returns
                 # that response, not a write error); the connection cannot be reused.
                 prepared.close_after = True
