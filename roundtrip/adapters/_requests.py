@@ -1,0 +1,419 @@
+"""``RequestsAdapter``: roundtrip as the connection adapter of a ``requests.Session``."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import os
+import ssl
+import threading
+from typing import Any, Iterable, Iterator, Mapping, Optional
+
+import requests
+from requests import exceptions as rexc
+from requests.adapters import BaseAdapter
+from requests.cookies import extract_cookies_to_jar
+from requests.structures import CaseInsensitiveDict
+from requests.utils import DEFAULT_CA_BUNDLE_PATH, extract_zipped_paths, get_encoding_from_headers, select_proxy
+from urllib3 import HTTPResponse
+from urllib3.exceptions import DecodeError
+from urllib3.util import Timeout as TimeoutSauce
+
+import roundtrip
+
+from ._timeouts import CONNECT, POOL, READ, WRITE, PhaseTimer, TimedFile, Watchdog, timed_chunks, timeout_phase
+
+__all__ = ("RequestsAdapter",)
+
+_SMALL_BODY = 65536  # larger bodies go out a file read at a time (each read restarts the clock)
+_PIECE = 65536  # the most one timed read of the response body asks for
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+
+
+class _AdapterRequest(roundtrip.Request):
+    """A roundtrip Request that also carries the proxy requests chose for it."""
+
+    __slots__ = ("proxy_url",)
+
+
+def _chosen_proxy(request: Any) -> Optional[str]:
+    """The ``proxy`` option of the Transports this adapter owns: requests picks the proxy."""
+    return getattr(request, "proxy_url", None)
+
+
+class RequestsAdapter(BaseAdapter):
+    """A ``requests`` transport adapter that sends requests with a ``roundtrip.Transport``.
+
+        session = requests.Session()
+        session.mount("http://", RequestsAdapter())
+        session.mount("https://", RequestsAdapter())
+
+    Args:
+        transport: the ``roundtrip.Transport`` to use, shared and never closed by this adapter.
+            It is used as it is: its ``ssl_context`` and ``proxy`` options decide TLS and
+            proxies, requests' ``proxies`` are ignored, and a ``verify``/``cert`` other than the
+            defaults on an https request raises ``NotImplementedError``. ``None`` (the
+            default): the adapter makes and owns its Transports, described below.
+
+    Owned Transports have roundtrip's defaults except ``disable_compression=True`` (requests
+    decodes ``Content-Encoding`` itself, through ``raw.read(decode_content=True)``) and a
+    ``proxy`` that uses the proxy requests picked from its ``proxies`` (``select_proxy``, as
+    ``HTTPAdapter`` does). A Transport's ``ssl_context`` is fixed when it is made, so the
+    adapter keeps **one Transport per distinct TLS configuration**: one for plain http, and one
+    per ``(verify, cert)`` pair seen on https requests, made on first use and kept (with its
+    pool) until ``close()``. ``verify=True`` uses requests' CA bundle (certifi), as requests
+    does; a path uses that file or directory; ``False`` turns verification off; ``cert`` is a
+    client certificate file or a ``(cert, key)`` pair. After ``close()`` the adapter can be
+    used again: new Transports are made.
+
+    The response is a ``requests.Response`` built as ``HTTPAdapter.build_response`` builds it
+    (status, reason, headers, encoding, url, cookies, request, connection); its ``raw`` is a
+    ``urllib3.HTTPResponse`` over the roundtrip response, so ``stream=True``,
+    ``iter_content``, ``.content``, ``raw.read(amt, decode_content=...)`` and ``raw.stream()``
+    behave as with requests' own adapter. Reading the body to its end returns the connection to
+    the pool; ``Response.close()`` before the end closes it.
+
+    Timeouts: ``timeout=`` (a float, a ``(connect, read)`` tuple, or a ``urllib3.Timeout``)
+    works as with urllib3. ``connect`` limits waiting for a connection and DNS + TCP + TLS
+    (``ConnectTimeout``) and, as in urllib3, each write of the request (``ReadTimeout``);
+    ``read`` limits each wait for the response head or for a piece (at most 64 KiB) of the
+    body: a large read goes a piece at a time, each with a fresh clock. As in
+    ``HTTPXTransport`` they are enforced per phase by cancelling the request's ``Context``
+    from a watchdog thread (see ``_timeouts``), and the clock runs only while a read is in
+    progress. A read timeout while the body is read surfaces, as with urllib3, as
+    ``requests.ConnectionError`` from ``.content``/``iter_content`` (``ReadTimeoutError``
+    from ``raw.read``).
+
+    Errors (the roundtrip error is kept as the first argument and as ``__cause__``):
+
+    ==========================================================  ==============================
+    roundtrip                                                    requests.exceptions
+    ==========================================================  ==============================
+    ``ConnectTimeout``, ``TLSHandshakeTimeout``, a pool or       ``ConnectTimeout``
+    connect phase limit
+    ``ResponseHeaderTimeout``, a write or read phase limit,      ``ReadTimeout``
+    ``DeadlineExceeded``
+    ``ProxyError``                                               ``ProxyError``
+    ``TLSError``                                                 ``SSLError``
+    ``ConnectError``                                             ``ConnectionError``
+    ``ServerDisconnected``, ``ProtocolError`` (response head),   ``ConnectionError``
+    ``UnrewindableBody``, other errors
+    ``InvalidRequest``: header name or value                     ``InvalidHeader``
+    ``InvalidRequest``: scheme                                   ``InvalidSchema``
+    ``InvalidRequest``: URL, host, port                          ``InvalidURL``
+    ``InvalidRequest``: method, body                             raised as is (a ``ValueError``,
+                                                                 as http.client raises)
+    ``TransportClosed`` (a given Transport)                      ``RuntimeError``
+    while reading the body: ``IncompleteBody``, ``ProtocolError``  ``ChunkedEncodingError``
+    while reading the body: bad gzip that roundtrip decoded      ``ContentDecodingError``
+    ==========================================================  ==============================
+    """
+
+    def __init__(self, transport: Optional[roundtrip.Transport] = None) -> None:
+        super().__init__()
+        self._given = transport
+        self._transports: dict[Any, roundtrip.Transport] = {}
+        self._lock = threading.Lock()
+        self._watchdog = Watchdog()
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: Any = True,
+        cert: Any = None,
+        proxies: Optional[Mapping[str, str]] = None,
+    ) -> requests.Response:
+        """Send a prepared request and return its ``requests.Response`` (body not yet read;
+        ``Session`` reads it unless ``stream=True``).
+
+        Raises the ``requests.exceptions`` of the table in the class docstring, ``ValueError``
+        for a bad ``timeout``, ``OSError`` for a missing CA bundle or client certificate, and
+        ``NotImplementedError`` for ``verify``/``cert`` with a given Transport.
+        """
+        url = request.url.decode("utf-8") if isinstance(request.url, bytes) else request.url
+        transport = self._transport_for(url, verify, cert)
+        limits = _limits(timeout)
+        timer = PhaseTimer(self._watchdog, limits) if limits is not None else None
+        outgoing = _AdapterRequest(
+            request.method or "GET",
+            url,
+            request.headers,
+            _request_body(request.body, timer),
+            context=timer.context if timer is not None else None,
+            trace=timer.trace if timer is not None else None,
+        )
+        outgoing.proxy_url = select_proxy(url, proxies) if proxies and self._given is None else None
+        try:
+            response = transport.round_trip(outgoing)
+        except roundtrip.Error as exc:
+            if timer is not None:
+                timer.stop()
+            mapped = _requests_error(exc, timer, request)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        except BaseException:
+            if timer is not None:
+                timer.stop()
+            raise
+        if timer is not None:
+            timer.pause()  # the body's clock runs only while something reads
+        return self._build_response(request, response, timer)
+
+    def close(self) -> None:
+        """Stop the timeout watchdog and close the Transports this adapter made."""
+        self._watchdog.close()
+        with self._lock:
+            transports = list(self._transports.values())
+            self._transports.clear()
+        for transport in transports:
+            transport.close()
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _transport_for(self, url: str, verify: Any, cert: Any) -> roundtrip.Transport:
+        https = url[:6].lower() == "https:"
+        if self._given is not None:
+            if https and (verify is not True or cert):
+                raise NotImplementedError(
+                    "RequestsAdapter(transport=...) uses that Transport's ssl_context: requests' "
+                    "verify= and cert= cannot change it; build the roundtrip.Transport with "
+                    "ssl_context=... (or use RequestsAdapter() to have one made per TLS setting)"
+                )
+            return self._given
+        if https:
+            if isinstance(cert, list):
+                cert = tuple(cert)
+            key: Any = (verify if isinstance(verify, str) else bool(verify), cert or None)
+        else:
+            key = None  # plain http: TLS settings do not matter
+        transport = self._transports.get(key)
+        if transport is None:
+            context = _ssl_context(*key) if key is not None else None  # raises before caching
+            with self._lock:
+                transport = self._transports.get(key)
+                if transport is None:
+                    transport = roundtrip.Transport(disable_compression=True, proxy=_chosen_proxy, ssl_context=context)
+                    self._transports[key] = transport
+        return transport
+
+    def _build_response(self, request: requests.PreparedRequest, response: roundtrip.Response, timer: Optional[PhaseTimer]) -> requests.Response:
+        # As HTTPAdapter.build_response does, with a urllib3 response over roundtrip's as raw.
+        body = _RawBody(response, timer)
+        raw = HTTPResponse(
+            body=body,
+            headers=response.headers.items(),
+            status=response.status_code,
+            version=10 if response.http_version == "HTTP/1.0" else 11,
+            version_string=response.http_version,
+            reason=response.reason,
+            preload_content=False,
+            decode_content=False,
+            original_response=body,  # type: ignore[arg-type]
+            request_method=request.method,
+            request_url=request.url,
+        )
+        result = requests.Response()
+        result.status_code = response.status_code
+        result.headers = CaseInsensitiveDict(raw.headers)
+        result.encoding = get_encoding_from_headers(result.headers)
+        result.raw = raw
+        result.reason = response.reason
+        result.url = request.url.decode("utf-8") if isinstance(request.url, bytes) else request.url  # type: ignore[assignment]
+        extract_cookies_to_jar(result.cookies, request, raw)
+        result.request = request
+        result.connection = self  # type: ignore[attr-defined]
+        return result
+
+
+class _RawBody:
+    """The roundtrip response as the file object under the ``urllib3.HTTPResponse``.
+
+    It also stands in for urllib3's "original response" (``msg``, ``isclosed()``), which is
+    how requests finds ``Set-Cookie``. Errors come out as the exceptions urllib3 turns into
+    its own: a timeout as ``TimeoutError``, a broken body as ``http.client.HTTPException``.
+    """
+
+    __slots__ = ("_response", "_timer", "_closed", "_msg")
+
+    def __init__(self, response: roundtrip.Response, timer: Optional[PhaseTimer]) -> None:
+        self._response = response
+        self._timer = timer
+        self._closed = False
+        self._msg: Optional[http.client.HTTPMessage] = None
+
+    def read(self, amt: Optional[int] = None) -> bytes:
+        if self._closed or amt == 0:
+            return b""
+        timer = self._timer
+        whole = amt is None or amt < 0
+        try:
+            if timer is None:
+                data = self._response.read(amt)
+            elif not whole and amt <= _PIECE:  # type: ignore[operator]
+                data = self._timed_read(timer, amt)  # type: ignore[arg-type]
+            else:
+                # A big read goes a piece at a time, each with a fresh clock: the read timeout
+                # limits waiting, not the time a large body takes.
+                parts = []
+                wanted = None if whole else amt
+                while wanted is None or wanted > 0:
+                    piece = self._timed_read(timer, _PIECE if wanted is None else min(wanted, _PIECE))
+                    if not piece:
+                        break
+                    parts.append(piece)
+                    if wanted is not None:
+                        wanted -= len(piece)
+                data = b"".join(parts)
+        except roundtrip.Error as exc:
+            self.close()
+            raise _read_error(exc, timer, self._response) from exc
+        if whole or not data:
+            self.close()  # at the end, as http.client's response closes itself
+        return data
+
+    def _timed_read(self, timer: PhaseTimer, amt: int) -> bytes:
+        timer.enter(READ)
+        data = self._response.read(amt)
+        if data:
+            timer.pause()
+        else:
+            timer.stop()  # the body is done
+        return data
+
+    def read1(self, amt: Optional[int] = None) -> bytes:
+        return self.read(amt if amt is not None and amt >= 0 else 65536)
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._response.close()
+            if self._timer is not None:
+                self._timer.stop()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def isclosed(self) -> bool:
+        return self._closed
+
+    @property
+    def msg(self) -> http.client.HTTPMessage:
+        """The response header fields as ``http.client`` keeps them (for cookie extraction)."""
+        if self._msg is None:
+            msg = http.client.HTTPMessage()
+            for name, value in self._response.headers.items():
+                msg[name] = value  # Message.__setitem__ appends: repeated fields stay
+            self._msg = msg
+        return self._msg
+
+
+def _read_error(exc: roundtrip.Error, timer: Optional[PhaseTimer], response: roundtrip.Response) -> Exception:
+    """What urllib3 expects from its file object for a roundtrip error during a body read."""
+    if timeout_phase(exc, timer) is not None:
+        return TimeoutError("Read timed out.")  # urllib3: ReadTimeoutError
+    if isinstance(exc, roundtrip.ProtocolError) and not isinstance(exc, roundtrip.IncompleteBody) and response.uncompressed:
+        return DecodeError(f"Received response with content-encoding: gzip, but failed to decode it: {exc}")
+    return http.client.HTTPException(str(exc))  # urllib3: ProtocolError -> ChunkedEncodingError
+
+
+def _limits(timeout: Any) -> Optional[tuple[Any, Any, Any, Any]]:
+    """``(pool, connect, write, read)`` seconds from requests' ``timeout``, or None for none."""
+    if isinstance(timeout, tuple):
+        try:
+            connect, read = timeout
+            TimeoutSauce(connect=connect, read=read)
+        except ValueError:
+            raise ValueError(
+                f"Invalid timeout {timeout}. Pass a (connect, read) timeout tuple, "
+                f"or a single float to set both timeouts to the same value."
+            ) from None
+    elif isinstance(timeout, TimeoutSauce):
+        connect, read = timeout.connect_timeout, timeout.read_timeout
+    else:
+        TimeoutSauce(connect=timeout, read=timeout)  # validates, as HTTPAdapter does
+        connect = read = timeout
+    connect = connect if isinstance(connect, (int, float)) else None  # urllib3's sentinels: none
+    read = read if isinstance(read, (int, float)) else None
+    if connect is None and read is None:
+        return None
+    # urllib3 sends the request under the connect timeout and reads under the read timeout.
+    return (connect, connect, connect, read)
+
+
+def _request_body(body: Any, timer: Optional[PhaseTimer]) -> Any:
+    if body is None:
+        return None
+    if isinstance(body, str):
+        body = body.encode("utf-8")  # the encoding requests counted for Content-Length
+    timed = timer is not None and timer.limits[WRITE] is not None
+    if isinstance(body, _BYTES_LIKE):
+        if timed and len(body) > _SMALL_BODY:
+            return TimedFile(io.BytesIO(body), timer)  # type: ignore[arg-type]
+        return body
+    if hasattr(body, "read"):
+        return TimedFile(body, timer) if timed else body  # type: ignore[arg-type]
+    chunks = _encoded(body)
+    return timed_chunks(chunks, timer) if timed else chunks  # type: ignore[arg-type]
+
+
+def _encoded(chunks: Iterable[Any]) -> Iterator[Any]:
+    # urllib3 sends str chunks of a chunked body as UTF-8.
+    for chunk in chunks:
+        yield chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+
+
+def _ssl_context(verify: Any, cert: Any) -> ssl.SSLContext:
+    """An SSLContext for requests' ``verify`` and ``cert``, checked as ``HTTPAdapter.cert_verify``."""
+    if verify:
+        location = extract_zipped_paths(DEFAULT_CA_BUNDLE_PATH) if verify is True else verify
+        if not location or not os.path.exists(location):
+            raise OSError(f"Could not find a suitable TLS CA certificate bundle, invalid path: {location}")
+        if os.path.isdir(location):
+            context = ssl.create_default_context(capath=location)
+        else:
+            context = ssl.create_default_context(cafile=location)
+    else:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if cert:
+        cert_file, key_file = (cert, None) if isinstance(cert, str) else cert
+        if cert_file and not os.path.exists(cert_file):
+            raise OSError(f"Could not find the TLS certificate file, invalid path: {cert_file}")
+        if key_file and not os.path.exists(key_file):
+            raise OSError(f"Could not find the TLS key file, invalid path: {key_file}")
+        context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+def _requests_error(exc: roundtrip.Error, timer: Optional[PhaseTimer], request: requests.PreparedRequest) -> Optional[Exception]:
+    """The requests exception for a roundtrip error (``None``: raise it as it is)."""
+    phase = timeout_phase(exc, timer)
+    if phase is not None:
+        cls: Any = rexc.ConnectTimeout if phase in (POOL, CONNECT) else rexc.ReadTimeout
+    elif isinstance(exc, roundtrip.ProxyError):
+        cls = rexc.ProxyError
+    elif isinstance(exc, roundtrip.TLSError):
+        cls = rexc.SSLError
+    elif isinstance(exc, roundtrip.InvalidRequest):
+        message = str(exc)
+        if message.startswith(("invalid header field", "header field")):
+            cls = rexc.InvalidHeader
+        elif message.startswith("unsupported protocol scheme"):
+            cls = rexc.InvalidSchema
+        elif "URL" in message:
+            cls = rexc.InvalidURL
+        else:
+            return None
+    elif isinstance(exc, roundtrip.TransportClosed):
+        return RuntimeError(f"cannot send a request: {exc}")
+    else:
+        cls = rexc.ConnectionError
+    return cls(exc, request=request)
