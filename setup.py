@@ -76,16 +76,22 @@ def extensions():
         extra_compile_args=compile_args,
         extra_link_args=link_args,
     )
-    return cythonize(
-        [ext],
-        language_level=3,
-        compiler_directives={
-            "boundscheck": DEBUG,
-            "wraparound": False,
-            "cdivision": True,
-            "embedsignature": True,
-        },
-    )
+    try:
+        return cythonize(
+            [ext],
+            language_level=3,
+            compiler_directives={
+                "boundscheck": DEBUG,
+                "wraparound": False,
+                "cdivision": True,
+                "embedsignature": True,
+            },
+        )
+    except Exception as exc:  # a Cython error in the .pyx: pure Python, loudly
+        if REQUIRE:
+            raise
+        banner(exc)
+        return []
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": optional_build_ext})

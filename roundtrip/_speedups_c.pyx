@@ -44,6 +44,7 @@ cdef str _BAD_CHUNKED = "malformed chunked body"
 cdef str _CLOSED_IN_HEAD = "server closed the connection inside the response head"
 cdef str _CLOSED_IN_BODY = "server closed the connection inside a chunked body"
 cdef str _TOO_LARGE = "response head too large"
+cdef str _LINE_TOO_LONG = "chunk header or trailers too large"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,7 +267,7 @@ cdef class ResponseParser:
     cdef unsigned char* _buf  # received bytes live in _buf[_start:_end]
     cdef Py_ssize_t _start, _end, _cap
     cdef Py_ssize_t _scan  # where the search for the end of a line or head resumes
-    cdef long long _budget, _chunk_left
+    cdef long long _budget, _limit, _chunk_left
     cdef int _crlf_owed  # bytes of the CRLF that must follow chunk data still to be seen
     cdef bint _is_head, _is_connect, _in_head, _chunked, _trailer, _done, _eof, _failed, _taken
     cdef object _cl  # per field section: the Content-Length value seen, or None
@@ -284,6 +285,7 @@ cdef class ResponseParser:
         self._is_head = method == "HEAD"
         self._is_connect = method == "CONNECT"
         self._budget = max(-(1 << 62), min(max_head_bytes, 1 << 62))
+        self._limit = self._budget  # also bounds a chunk-size line or a trailer section
         self._in_head = True
 
     def feed(self, data):
@@ -325,19 +327,23 @@ cdef class ResponseParser:
         if self._in_head:
             return self._head_event()
         event = self._chunk_event()
-        if event is None and self._eof:
-            # h11: EOF with nothing buffered is a short body; with a partial line, malformed.
-            self._failed = True
-            if self._end == self._start:
-                raise IncompleteBody(_CLOSED_IN_BODY)
-            raise ProtocolError(_BAD_CHUNKED)
+        if event is None:
+            if self._eof:
+                # h11: EOF with nothing buffered is a short body; with a partial line, malformed.
+                self._failed = True
+                if self._end == self._start:
+                    raise IncompleteBody(_CLOSED_IN_BODY)
+                raise ProtocolError(_BAD_CHUNKED)
+            if self._end - self._start > self._limit:
+                # An endless chunk-size line or trailer section (h11's max_incomplete_event_size).
+                self._failed = True
+                raise ProtocolError(_LINE_TOO_LONG)
         return event
 
     cdef int _append(self, const char* p, Py_ssize_t n) except -1:
         cdef Py_ssize_t live = self._end - self._start, cap
         cdef unsigned char* fresh
-        if n == 0:  # h11.receive_data(b"") means EOF; the py twin passes b"" straight through
-            self._eof = True
+        if n == 0:  # nothing received is not the end of the stream: feed_eof() says that
             return 0
         if self._eof:
             raise RuntimeError("received close, then received more data?")

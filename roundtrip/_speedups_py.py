@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections import OrderedDict, deque
 from typing import Any, Iterable
 
@@ -107,7 +106,9 @@ def _body_length(method: str, status_code: int, fields: list[tuple[str, str]]) -
     return UNTIL_CLOSE
 
 
+_TOO_LARGE = "response head too large"
 _CLOSED_IN_HEAD = "server closed the connection inside the response head"
+_LINE_TOO_LONG = "chunk header or trailers too large"
 
 
 class ResponseParser:
@@ -123,11 +124,13 @@ class ResponseParser:
     """
 
     def __init__(self, method: str, max_head_bytes: int = 1 << 20) -> None:
+        validate_method(method)
         self._method = method
         self._head_budget = max_head_bytes
         # h11 needs the request it is answering; only the method matters for the response.
         # A 101 reply is final for us, so every request offers an upgrade for h11's sake.
-        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=sys.maxsize)
+        # The same bound also stops an endless chunk-size line or trailer section.
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=max(max_head_bytes, 0))
         self._h11.send(
             h11.Request(
                 method=method,
@@ -143,7 +146,9 @@ class ResponseParser:
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received bytes."""
-        self._h11.receive_data(bytes(data))
+        data = bytes(data)
+        if data:  # h11 takes b"" as the end of the stream
+            self._h11.receive_data(data)
 
     def feed_eof(self) -> None:
         """Note that the server closed the connection."""
@@ -176,7 +181,7 @@ class ResponseParser:
         if event is h11.NEED_DATA:
             # No complete head within the budget: it cannot fit any more.
             if unparsed_before >= self._head_budget:
-                raise HeaderTooLarge("response head too large")
+                raise HeaderTooLarge(_TOO_LARGE)
             return None
         if event is h11.PAUSED:  # only after a 101 or a CONNECT tunnel, handled below
             return None
@@ -184,7 +189,7 @@ class ResponseParser:
             raise ProtocolError(_CLOSED_IN_HEAD)
         head_size = unparsed_before - len(self._h11.trailing_data[0])
         if head_size > self._head_budget:
-            raise HeaderTooLarge("response head too large")
+            raise HeaderTooLarge(_TOO_LARGE)
         self._head_budget -= head_size
         status_code = event.status_code
         fields = _decode_fields(event.headers.raw_items())
@@ -221,6 +226,8 @@ class ResponseParser:
 
     def _error_from(self, exc: h11.RemoteProtocolError) -> ProtocolError:
         text = str(exc)
+        if "Receive buffer too long" in text:
+            return HeaderTooLarge(_TOO_LARGE) if self._in_head else ProtocolError(_LINE_TOO_LONG)
         if "peer closed connection" in text:
             return IncompleteBody("server closed the connection inside a chunked body")
         if self._in_head:

@@ -136,7 +136,11 @@ class Transport:
         options.dial = dial
         options._default_tls = None
         self._impl = _speedups.impl
+        # Go: MaxIdleConnsPerHost 0 means the default, a negative value keeps none; a negative
+        # MaxIdleConns keeps none either; MaxConnsPerHost <= 0 is no limit.
         per_host = max_idle_conns_per_host if max_idle_conns_per_host != 0 else 16
+        if max_idle_conns < 0:
+            max_idle_conns, per_host = 0, -1
         self._pool = Pool(
             self._impl.IdleConnections(max_idle_conns, per_host),
             max_conns_per_host=max_conns_per_host,

@@ -255,6 +255,27 @@ def test_head_budget_boundaries(impl):
     assert len(events) == 1 and error[0] is HeaderTooLarge
 
 
+# --- chunk-size lines and trailer sections are bounded too -----------------------------------
+
+LONG_CHUNK_LINE = CHUNKED_HEAD + b"5;ext=" + b"x" * 400
+LONG_TRAILERS = CHUNKED_HEAD + b"0\r\n" + b"X-Trailer: " + b"t" * 400
+
+
+@pytest.mark.parametrize("data", [LONG_CHUNK_LINE, LONG_TRAILERS], ids=["chunk-line", "trailers"])
+@pytest.mark.parametrize("budget", [200, 300, 1 << 20])
+def test_endless_chunk_lines_and_trailers_same_as_py(twins, data, budget):
+    assert_same(twins, data, max_head_bytes=budget)
+
+
+@pytest.mark.parametrize("data", [LONG_CHUNK_LINE, LONG_TRAILERS], ids=["chunk-line", "trailers"])
+def test_endless_chunk_lines_and_trailers_are_refused(impl, data):
+    # The limit that bounds a head also bounds what must be buffered whole later on.
+    _, error, _ = parse(impl, [data[i : i + 64] for i in range(0, len(data), 64)], max_head_bytes=300)
+    assert error == (ProtocolError, "chunk header or trailers too large")
+    _, error, _ = parse(impl, [data], max_head_bytes=1 << 20)
+    assert error is None
+
+
 # --- random responses -----------------------------------------------------------------------
 
 EOLS = st.sampled_from([b"\r\n", b"\r\n", b"\r\n", b"\n"])
