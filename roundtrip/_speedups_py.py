@@ -277,6 +277,9 @@ class IdleConnections:
     def put(self, key: Any, conn: Any) -> list[Any]:
         """Keep ``conn`` idle; return the connections that must now be closed (possibly
         ``conn`` itself when its key is full)."""
+        already = self._lru.pop(id(conn), None)
+        if already is not None:  # put again: it becomes the most recently used
+            self._discard(already[0], conn)
         stack = self._by_key.get(key)
         if stack is not None and len(stack) >= self._max_idle_per_key:
             return [conn]

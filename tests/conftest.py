@@ -34,6 +34,27 @@ def pytest_report_header(config: Any) -> str:
     return f"roundtrip: compiled module {built}; default implementation {roundtrip.IMPLEMENTATION}"
 
 
+def pytest_configure(config: Any) -> None:
+    config.addinivalue_line("markers", "once(impl): run under one implementation parameter only (default c)")
+
+
+def pytest_collection_modifyitems(config: Any, items: list) -> None:
+    """Tests that cover both implementations by themselves (the differential tests compare the
+    twins; the bench runs both) run once: their other parameter is deselected, not skipped."""
+    kept, dropped = [], []
+    for item in items:
+        marker = item.get_closest_marker("once")
+        wanted = marker.kwargs.get("impl", "c") if marker else ("c" if "twins" in item.fixturenames else None)
+        params = getattr(item, "callspec", None)
+        if wanted and params is not None and params.params.get("impl") not in (None, wanted):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture(params=["c", "py"], autouse=True)
 def impl(request: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The implementation under test; Transports built in the test use it."""

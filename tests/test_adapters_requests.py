@@ -508,10 +508,7 @@ def test_requests_proxy_choice_reaches_the_owned_transport(session, server):
             conn.send(respond(200, request.target.encode()))
 
     srv = server(proxy)
-    try:
-        r = session.get("http://origin.example/path", proxies={"http": srv.url("")}, timeout=5)
-    except NotImplementedError:
-        pytest.skip("roundtrip does not support proxies yet")
+    r = session.get("http://origin.example/path", proxies={"http": srv.url("")}, timeout=5)
     assert r.text == "http://origin.example/path"
 
 

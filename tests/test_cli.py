@@ -176,9 +176,8 @@ def _bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dic
     return result, json.loads(report_path.read_text())
 
 
-def test_bench_smoke_checks_every_response_of_every_client(tmp_path, impl):
-    if impl is not _speedups_py:
-        pytest.skip("the bench runs both implementations itself; once is enough")
+@pytest.mark.once(impl="py")  # the bench runs both implementations itself
+def test_bench_smoke_checks_every_response_of_every_client(tmp_path):
     result, report = _bench(tmp_path)
     assert report["errors"] == []
     assert {"raw", "roundtrip-py"} <= set(report["clients"])
@@ -193,9 +192,8 @@ def test_bench_smoke_checks_every_response_of_every_client(tmp_path, impl):
     assert "Targets" in result.stdout
 
 
-def test_bench_falls_back_to_the_embedded_server_and_says_so(tmp_path, impl):
-    if impl is not _speedups_py:
-        pytest.skip("the bench runs both implementations itself; once is enough")
+@pytest.mark.once(impl="py")
+def test_bench_falls_back_to_the_embedded_server_and_says_so(tmp_path):
     result, report = _bench(tmp_path, "--server", "python", "--clients", "roundtrip-py", "--scenarios", "small", "post", "threads")
     assert report["meta"]["server"] == "python"
     assert "EMBEDDED PYTHON SERVER" in result.stdout and "WARNING" in result.stderr
@@ -204,7 +202,6 @@ def test_bench_falls_back_to_the_embedded_server_and_says_so(tmp_path, impl):
     assert report["results"]["post"]["roundtrip-py"]["checked"] > 0
 
 
-def test_bench_rejects_unknown_names(impl):
-    if impl is not _speedups_py:
-        pytest.skip("runs once")
+@pytest.mark.once(impl="py")
+def test_bench_rejects_unknown_names():
     assert main(["bench", "--clients", "nope"]) == 2

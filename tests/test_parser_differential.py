@@ -24,8 +24,6 @@ from roundtrip._speedups import env_flag
 @pytest.fixture
 def twins(impl):
     """(compiled, pure Python); the comparison runs once, under the c parameter."""
-    if impl is _speedups_py:
-        pytest.skip("compares both twins; runs under the c parameter")
     try:
         compiled = pytest.importorskip("roundtrip._speedups_c")
     except pytest.skip.Exception:

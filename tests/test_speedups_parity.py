@@ -30,8 +30,6 @@ HYPOTHESIS = settings(
 @pytest.fixture
 def twins(impl):
     """(compiled, pure Python), for the tests that compare them; they need to run once."""
-    if impl is _speedups_py:
-        pytest.skip("compares both twins; runs under the c parameter")
     try:
         compiled = pytest.importorskip("roundtrip._speedups_c")
     except pytest.skip.Exception:
@@ -347,8 +345,6 @@ def test_idle_connections_semantics(impl):
 
 
 def test_idle_connections_put_twice_refreshes(impl):
-    if impl is _speedups_py:
-        pytest.skip("the py twin keeps a second copy in the key's stack (see its put)")
     pool = impl.IdleConnections(max_idle=0, max_idle_per_key=2)
     a, b = Conn("a"), Conn("b")
     assert pool.put("k", a) == [] and pool.put("k", b) == []
