@@ -8,6 +8,7 @@ import stat
 import zlib
 from typing import Any, Callable, Iterator, Optional
 
+from . import _speedups
 from ._errors import Error, IncompleteBody, InvalidRequest, ProtocolError
 
 __all__ = (
@@ -216,18 +217,19 @@ class FixedLengthBody(_WireBody):
 
     def _read_exactly(self, remaining: int) -> bytes:
         # One buffer, sized once; the socket reads straight into it.
-        out = bytearray(remaining)
-        have = len(self._buffered)
-        out[:have] = self._buffered
-        view = memoryview(out)
-        while have < remaining:
-            count = self._recv(view[have:])
-            if count == 0:
-                self._end(False)
-                raise IncompleteBody(self._short_message(remaining - have))
-            have += count
-        view.release()
-        return bytes(out)
+        body, view = _speedups.impl.new_body_buffer(remaining)
+        try:
+            have = len(self._buffered)
+            view[:have] = self._buffered
+            while have < remaining:
+                count = self._recv(view[have:])
+                if count == 0:
+                    self._end(False)
+                    raise IncompleteBody(self._short_message(remaining - have))
+                have += count
+        finally:
+            view.release()
+        return bytes(body)
 
     def _short_message(self, missing: int) -> str:
         return f"server closed the connection with {missing} bytes of the body still to come"

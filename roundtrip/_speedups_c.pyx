@@ -16,6 +16,7 @@ from cpython.tuple cimport PyTuple_CheckExact, PyTuple_GET_ITEM, PyTuple_GET_SIZ
 from cpython.unicode cimport (PyUnicode_1BYTE_DATA, PyUnicode_1BYTE_KIND, PyUnicode_Check,
                               PyUnicode_CheckExact, PyUnicode_DATA, PyUnicode_DecodeLatin1,
                               PyUnicode_GET_LENGTH, PyUnicode_KIND, PyUnicode_READ)
+from cpython.memoryview cimport PyMemoryView_FromMemory
 from libc.stdlib cimport free, malloc
 from libc.string cimport memchr, memcmp, memcpy, memmove
 
@@ -37,7 +38,25 @@ __all__ = (
     "encode_request_head",
     "ResponseParser",
     "IdleConnections",
+    "new_body_buffer",
 )
+
+cdef extern from "Python.h":
+    enum: PyBUF_WRITE
+
+
+def new_body_buffer(Py_ssize_t size):
+    """``(body, view)``: a body of ``size`` bytes to receive into through ``view``.
+
+    Here ``body`` is the very bytes object that is returned to the caller, filled in place
+    before anyone else sees it (as CPython's own ``socket.recv`` fills the bytes it returns),
+    so a large body is neither zeroed first nor copied at the end. Release ``view`` before
+    handing ``body`` on, and use ``bytes(body)``: for a bytes object that costs nothing.
+    """
+    if size < 0:
+        raise ValueError("size must not be negative")
+    cdef bytes body = PyBytes_FromStringAndSize(NULL, size)
+    return body, PyMemoryView_FromMemory(PyBytes_AS_STRING(body), size, PyBUF_WRITE)
 
 cdef str _BAD_HEAD = "malformed response head"
 cdef str _BAD_CHUNKED = "malformed chunked body"

@@ -24,6 +24,7 @@ __all__ = (
     "encode_request_head",
     "ResponseParser",
     "IdleConnections",
+    "new_body_buffer",
 )
 
 # RFC 9110 §5.6.2: token = 1*tchar
@@ -75,6 +76,18 @@ def encode_request_head(method: str, target: str, fields: Iterable[tuple[str, st
     lines.extend(f"{name}: {value}\r\n" for name, value in fields)
     lines.append("\r\n")
     return "".join(lines).encode("latin-1")
+
+
+def new_body_buffer(size: int) -> tuple[bytearray, memoryview]:
+    """``(body, view)``: a body of ``size`` bytes to receive into through ``view``.
+
+    Release ``view`` before handing ``body`` on, and use ``bytes(body)`` (a copy here; the
+    compiled twin fills a bytes object in place and the conversion costs nothing).
+    """
+    if size < 0:
+        raise ValueError("size must not be negative")
+    body = bytearray(size)
+    return body, memoryview(body)
 
 
 def _decode_fields(fields: Any) -> list[tuple[str, str]]:

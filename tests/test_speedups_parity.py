@@ -402,3 +402,15 @@ def test_idle_connections_random_operations(twins, max_idle, max_per_key, ops):
         assert [c_pool.count(k) for k in "abcz"] == [py_pool.count(k) for k in "abcz"]
         assert c_pool.oldest_idle_since() == py_pool.oldest_idle_since()
     assert c_pool.pop_all() == py_pool.pop_all()
+
+
+@pytest.mark.parametrize("size", [0, 1, 13, 65536, 1 << 20])
+def test_new_body_buffer_gives_the_bytes_received_through_its_view(impl, size):
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    body, view = impl.new_body_buffer(size)
+    assert len(view) == size and not view.readonly
+    view[:] = data
+    view.release()
+    assert bytes(body) == data and type(bytes(body)) is bytes
+    with pytest.raises(ValueError):
+        impl.new_body_buffer(-1)
