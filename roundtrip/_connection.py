@@ -213,12 +213,23 @@ def _tokens(headers: list[tuple[str, str]], name: str) -> list[str]:
     return found
 
 
-def _keeps_alive(http_version: str, fields: list[tuple[str, str]]) -> bool:
-    # RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive".
-    tokens = _tokens(fields, "connection")
-    if "close" in tokens:
-        return False
-    return http_version == "HTTP/1.1" or "keep-alive" in tokens
+def _response_facts(http_version: str, fields: list[tuple[str, str]]) -> tuple[bool, bool]:
+    """``(keeps_alive, gzipped)`` in one pass over the fields (Go's ``shouldClose`` and its
+    gzip check).
+
+    RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive".
+    """
+    close = keep_alive = False
+    encoding = None
+    for field, value in fields:
+        size = len(field)  # cheaper than lowering every name
+        if size == 10 and field.lower() == "connection":
+            tokens = [token.strip().lower() for token in value.split(",")]
+            close = close or "close" in tokens
+            keep_alive = keep_alive or "keep-alive" in tokens
+        elif size == 16 and encoding is None and field.lower() == "content-encoding":
+            encoding = value.strip().lower()  # Go: EqualFold(Header.Get(...), "gzip")
+    return not close and (http_version == "HTTP/1.1" or keep_alive), encoding == "gzip"
 
 
 def exchange(conn: Connection, prepared: Any, finish: Callable[[Connection, bool], None]) -> Response:
@@ -383,7 +394,8 @@ def _read_response(conn: Connection, prepared: Any, trace: Any, finish: Callable
                 conn.clear_timeout()
 
     fields = head.headers
-    reusable = not prepared.close_after and head.status_code != 101 and _keeps_alive(head.http_version, fields)
+    keeps_alive, gzipped = _response_facts(head.http_version, fields)
+    reusable = not prepared.close_after and head.status_code != 101 and keeps_alive
     length = head.body_length
     response = Response.__new__(Response)
     response.status_code = head.status_code
@@ -415,7 +427,7 @@ def _read_response(conn: Connection, prepared: Any, trace: Any, finish: Callable
         else:
             body = FixedLengthBody(conn, done, length, buffered, reusable)
             response.content_length = length
-    if prepared.gzip_requested and length != 0 and "gzip" in _tokens(fields, "content-encoding"):
+    if gzipped and prepared.gzip_requested and length != 0:
         # Go's transparent gzip: the caller sees the decoded body and no encoding headers.
         body = GzipBody(body)
         for name in ("Content-Encoding", "Content-Length"):

@@ -455,7 +455,9 @@ class Route:
         return time.monotonic() + _UNBOUNDED_HANDSHAKE_LIMIT if self.unbounded else None
 
 
+@lru_cache(maxsize=512)
 def direct_route(target: Target) -> Route:
+    """The route straight to ``target``; never changed once made, so shared per target."""
     return Route(target)
 
 

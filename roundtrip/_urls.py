@@ -38,6 +38,10 @@ class Target(NamedTuple):
 
 def split_scheme(url: str) -> tuple[str, str]:
     """``(lowercase scheme, rest)``; the scheme is ``""`` when the URL has none."""
+    if url.startswith("http://"):  # the common spellings skip the regex
+        return "http", url[5:]
+    if url.startswith("https://"):
+        return "https", url[6:]
     match = _scheme_re.match(url)
     if match is None:
         return "", url
