@@ -435,6 +435,17 @@ def test_given_transport_rejects_tls_settings_it_cannot_honour(server, make_tran
         s.mount("https://", RequestsAdapter(make_transport()))
         with pytest.raises(NotImplementedError):
             s.get("https://127.0.0.1:1/", verify=False)
+        with pytest.raises(NotImplementedError):
+            s.get("https://127.0.0.1:1/", cert="/nonexistent.pem")
+
+
+def test_given_transport_takes_a_ca_path_as_verify_on(server, make_transport):
+    # requests turns REQUESTS_CA_BUNDLE into verify="/path": the Transport's own ssl_context
+    # decides (here: the default, which fails to reach a closed port, not NotImplementedError).
+    with requests.Session() as s:
+        s.mount("https://", RequestsAdapter(make_transport(connect_timeout=2)))
+        with pytest.raises(requests.exceptions.ConnectionError):
+            s.get("https://127.0.0.1:1/", verify="/etc/ssl/certs/ca-certificates.crt")
 
 
 # -- TLS -----------------------------------------------------------------------------------------

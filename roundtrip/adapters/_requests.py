@@ -51,8 +51,9 @@ class RequestsAdapter(BaseAdapter):
     Args:
         transport: the ``roundtrip.Transport`` to use, shared and never closed by this adapter.
             It is used as it is: its ``ssl_context`` and ``proxy`` options decide TLS and
-            proxies, requests' ``proxies`` are ignored, and a ``verify``/``cert`` other than the
-            defaults on an https request raises ``NotImplementedError``. ``None`` (the
+            proxies, requests' ``proxies`` are ignored, a CA path in ``verify`` defers to that
+            ``ssl_context``, and ``verify=False`` or a ``cert`` on an https request raises
+            ``NotImplementedError``. ``None`` (the
             default): the adapter makes and owns its Transports, described below.
 
     Owned Transports have roundtrip's defaults except ``disable_compression=True`` (requests
@@ -176,7 +177,10 @@ class RequestsAdapter(BaseAdapter):
     def _transport_for(self, url: str, verify: Any, cert: Any) -> roundtrip.Transport:
         https = url[:6].lower() == "https:"
         if self._given is not None:
-            if https and (verify is not True or cert):
+            # A CA path (requests passes REQUESTS_CA_BUNDLE as one) still means "verify": the
+            # Transport's ssl_context says against what. Turning checks off, or a client
+            # certificate, cannot be honoured on a Transport made elsewhere.
+            if https and (verify is False or cert):
                 raise NotImplementedError(
                     "RequestsAdapter(transport=...) uses that Transport's ssl_context: requests' "
                     "verify= and cert= cannot change it; build the roundtrip.Transport with "
