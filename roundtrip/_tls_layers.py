@@ -1,0 +1,165 @@
+"""TLS inside TLS: an https origin through an https proxy. Python's ``SSLSocket`` cannot wrap
+another ``SSLSocket``, so both layers run over memory BIOs on one socket."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from typing import Any, Callable
+
+from ._dial import _TICK, Abandoned, Post
+from ._errors import Error, TLSError, TLSHandshakeTimeout
+
+__all__ = ("_TLSLayers", "_layer_handshake")
+
+
+_READ_SIZE = 65536
+
+
+# -- TLS inside TLS -----------------------------------------------------------------------------
+
+
+class _TLSLayers(socket.socket):
+    """TLS layers done in memory (``ssl.SSLObject``) over one TCP socket: TLS to an https
+    proxy, and TLS to the origin inside its CONNECT tunnel (an ``ssl.SSLSocket`` cannot wrap
+    another). It owns the TCP descriptor, so the connection code's shutdown, peek and select
+    work on it as on any socket; the timeout applies to each wait on the network.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        self._layers: list[tuple[ssl.SSLObject, ssl.MemoryBIO, ssl.MemoryBIO]] = []
+        self._unsent = bytearray()  # ciphertext for the network, kept across a timeout
+
+    def add_layer(self, context: ssl.SSLContext, server_hostname: str) -> None:
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = context.wrap_bio(incoming, outgoing, server_hostname=server_hostname)
+        self._layers.append((tls, incoming, outgoing))
+
+    def handshake(self) -> None:
+        """Advance the handshake of the innermost layer; raises ``socket.timeout`` when a wait
+        times out, and may be called again after that."""
+        level = len(self._layers) - 1
+        tls, incoming, _ = self._layers[level]
+        while True:
+            try:
+                tls.do_handshake()
+            except ssl.SSLWantReadError:
+                self._push(level)
+                data = self._read(level - 1, _READ_SIZE)
+                if not data:
+                    raise ConnectionResetError("connection closed during the TLS handshake") from None
+                incoming.write(data)
+                continue
+            self._push(level)
+            self._flush()
+            return
+
+    def _push(self, level: int) -> None:
+        """Move what ``level`` has to send down through the layers below it."""
+        while level >= 0:
+            data = self._layers[level][2].read()
+            if not data:
+                return
+            if level == 0:
+                self._unsent += data
+            else:
+                self._layers[level - 1][0].write(data)
+            level -= 1
+
+    def _flush(self) -> None:
+        while self._unsent:
+            sent = super().send(self._unsent)
+            del self._unsent[:sent]
+
+    def _read(self, level: int, size: int) -> bytes:
+        """Plaintext of layer ``level`` (``-1``: the network); ``b""`` at the end."""
+        if level < 0:
+            self._flush()
+            return super().recv(size)
+        tls, incoming, _ = self._layers[level]
+        while True:
+            try:
+                return tls.read(size)
+            except ssl.SSLWantReadError:
+                self._push(level)
+                data = self._read(level - 1, _READ_SIZE)
+                if data:
+                    incoming.write(data)
+                else:
+                    incoming.write_eof()
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return b""  # like SSLSocket's suppress_ragged_eofs
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:  # type: ignore[override]
+        if flags:
+            raise ValueError("flags are not supported on a TLS tunnel")
+        return self._read(len(self._layers) - 1, bufsize)
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        data = self.recv(nbytes or len(view), flags)
+        view[: len(data)] = data
+        return len(data)
+
+    def send(self, data: Any, flags: int = 0) -> int:  # type: ignore[override]
+        """Encrypt all of ``data``. What the network does not take before a timeout stays
+        queued and goes out before anything else is sent or received."""
+        if flags:
+            raise ValueError("flags are not supported on a TLS tunnel")
+        self._flush()  # a timeout here accepts nothing: the caller may send ``data`` again
+        level = len(self._layers) - 1
+        self._layers[level][0].write(data)
+        self._push(level)
+        try:
+            self._flush()
+        except socket.timeout:
+            pass  # accepted and queued
+        return len(memoryview(data).cast("B"))
+
+    def sendall(self, data: Any, flags: int = 0) -> None:  # type: ignore[override]
+        self.send(data, flags)
+        self._flush()
+
+    def pending(self) -> int:
+        return self._layers[-1][0].pending() if self._layers else 0
+
+
+def _layer_handshake(layers: _TLSLayers, options: Any, server_hostname: str, post: Post, gone: Callable[[], bool]) -> None:
+    """A TLS handshake on a new innermost layer, with ``start_tls``'s events, timeout and errors."""
+    post("tls_handshake_start")
+    try:
+        layers.add_layer(options.tls_context(), server_hostname)
+    except (ssl.SSLError, ssl.CertificateError, ValueError) as exc:
+        error = TLSError(f"tls: {exc}")
+        post("tls_handshake_done", error)
+        raise error from exc
+    timeout = options.tls_handshake_timeout
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while True:
+            tick = _TICK
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TLSHandshakeTimeout("net/http: TLS handshake timeout")
+                tick = min(tick, left)
+            layers.settimeout(tick)
+            try:
+                layers.handshake()
+                break
+            except socket.timeout:
+                if gone():
+                    raise Abandoned() from None
+        layers.settimeout(None)
+    except Abandoned:
+        raise
+    except Error as exc:
+        post("tls_handshake_done", exc)
+        raise
+    except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
+        error = TLSError(f"tls: {exc}")
+        post("tls_handshake_done", error)
+        raise error from exc
+    post("tls_handshake_done", None)
