@@ -17,7 +17,6 @@ from typing import Any, Callable, Optional, Protocol, runtime_checkable
 from . import _speedups
 from ._body import plan_body
 from ._connection import AttemptFailed, Connection, exchange
-from ._context import Context
 from ._dial import Abandoned
 from ._errors import Cancelled, ConnectError, DeadlineExceeded, Error, InvalidRequest, SkipAltProtocol, TransportClosed, UnrewindableBody
 from ._models import Request, Response

@@ -25,6 +25,8 @@ try:
 except ImportError:  # not built
     _speedups_c = None  # type: ignore[assignment]
 
+pytest_plugins = ("proxies",)  # tinyproxy, microsocks and certificate fixtures
+
 REQUIRE_EXTENSIONS = env_flag("ROUNDTRIP_REQUIRE_EXTENSIONS")
 IN_CI = env_flag("CI")
 

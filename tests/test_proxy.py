@@ -12,18 +12,7 @@ from typing import Any
 import pytest
 
 import roundtrip
-from proxies import (  # noqa: F401  (fixtures)
-    SocksRecord,
-    TLSFront,
-    certs,
-    microsocks,
-    microsocks_auth,
-    socks_handler,
-    tinyproxy,
-    tinyproxy_auth,
-    tls_handler,
-    tunnel_handler,
-)
+from proxies import SocksRecord, TLSFront, socks_handler, tls_handler, tunnel_handler
 from servers import keep_alive_handler, respond
 
 
