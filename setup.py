@@ -72,6 +72,7 @@ def extensions():
     ext = Extension(
         "roundtrip._speedups_c",
         ["roundtrip/_speedups_c.pyx"],
+        depends=["roundtrip/_parser_c.pxi", "roundtrip/_idle_c.pxi", "csrc/rt_bytes.h"],
         include_dirs=["csrc"],
         extra_compile_args=compile_args,
         extra_link_args=link_args,

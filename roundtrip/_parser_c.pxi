@@ -1,0 +1,404 @@
+# Included by _speedups_c.pyx (textually: it shares that module's imports and names).
+
+# ---------------------------------------------------------------------------------------------
+# Response side: RFC 9112 §4 status line, §5 fields, §6.3 framing, §7.1 chunked coding, with
+# h11's leniencies (bare LF, obs-fold, no reason phrase, trailing OWS after a chunk size).
+
+cdef inline bint _ci_equal(const unsigned char* p, const char* lower, Py_ssize_t n) noexcept:
+    # lower is letters and "-"; c | 0x20 hits a letter only from its two cases, and "-" only
+    # from "-" or CR, which is no tchar (callers compare "-" against field names only).
+    cdef Py_ssize_t i
+    for i in range(n):
+        if (p[i] | 0x20) != <unsigned char>lower[i]:
+            return False
+    return True
+
+
+cdef inline bint _digit(unsigned char c) noexcept:
+    return b'0' <= c <= b'9'
+
+
+cdef bint _status_line_ok(const unsigned char* b, Py_ssize_t n) noexcept:
+    """HTTP/d.d SP 3DIGIT [SP reason]; h11 allows an absent reason (RFC 9112 §4 wants SP)."""
+    cdef Py_ssize_t i
+    if n < 12 or memcmp(b, b"HTTP/", 5) != 0 or b[6] != b'.' or b[8] != b' ':
+        return False
+    if not (_digit(b[5]) and _digit(b[7]) and _digit(b[9]) and _digit(b[10]) and _digit(b[11])):
+        return False
+    if n == 12:
+        return True
+    if b[12] != b' ':
+        return False
+    for i in range(13, n):  # reason-phrase = *( HTAB / SP / VCHAR / obs-text ), as h11 reads it
+        if rt_class[b[i]] & RT_WIRE_BAD:
+            return False
+    return True
+
+
+cdef long long _chunk_size(const unsigned char* b, Py_ssize_t n) noexcept:
+    """chunk-size [chunk-ext] OWS of one line without its CRLF; -1 if malformed.
+
+    Like h11: 1 to 20 HEXDIG; the extension is ";" and anything but LF, unparsed. Unlike h11,
+    a size that does not fit in 63 bits is refused (h11 would wait for 2**63 bytes and more).
+    """
+    cdef Py_ssize_t k = 0, j
+    cdef long long size = 0
+    while k < n and rt_class[b[k]] & RT_HEX:
+        if size > (0x7FFFFFFFFFFFFFFF >> 4):
+            return -1
+        size = (size << 4) | rt_hexval(b[k])
+        k += 1
+    if k == 0 or k > 20:
+        return -1
+    if k < n and b[k] == b';':
+        return -1 if memchr(b + k, b'\n', n - k) != NULL else size
+    for j in range(k, n):
+        if not rt_class[b[j]] & RT_OWS:
+            return -1
+    return size
+
+
+cdef class ResponseParser:
+    """Sans-I/O parser of the response to one request: bytes in, events out.
+
+    ``method`` is the request method (it decides whether a body may follow);
+    ``max_head_bytes`` bounds the status lines and fields of every head of this response,
+    informational heads included. Feed bytes with ``feed()``, the end of the stream with
+    ``feed_eof()``, and call ``next_event()`` until it returns ``None`` (more bytes needed).
+
+    After the final head with a ``body_length`` other than ``CHUNKED``, the body is not parsed:
+    ``take_unparsed()`` hands over the bytes received past the head.
+    """
+
+    cdef unsigned char* _buf  # received bytes live in _buf[_start:_end]
+    cdef Py_ssize_t _start, _end, _cap
+    cdef Py_ssize_t _scan  # where the search for the end of a line or head resumes
+    cdef long long _budget, _limit, _chunk_left
+    cdef int _crlf_owed  # bytes of the CRLF that must follow chunk data still to be seen
+    cdef bint _is_head, _is_connect, _in_head, _chunked, _trailer, _done, _eof, _failed, _taken
+    cdef object _cl  # per field section: the Content-Length value seen, or None
+    cdef bint _saw_te
+
+    def __cinit__(self):
+        self._buf = NULL
+
+    def __dealloc__(self):
+        free(self._buf)
+
+    def __init__(self, method, max_head_bytes=1 << 20):
+        # h11 refuses to frame a request whose method is not a token; we refuse it up front.
+        validate_method(method)
+        self._is_head = method == "HEAD"
+        self._is_connect = method == "CONNECT"
+        self._budget = max(-(1 << 62), min(max_head_bytes, 1 << 62))
+        self._limit = self._budget  # also bounds a chunk-size line or a trailer section
+        self._in_head = True
+
+    def feed(self, data):
+        """Append received bytes."""
+        cdef Py_buffer view
+        if PyBytes_CheckExact(data):
+            self._append(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+            return
+        try:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        except Exception:  # not one contiguous buffer: bytes() decides, as in the py twin
+            data = bytes(data)
+            self._append(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+            return
+        try:
+            self._append(<const char*>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+
+    def feed_eof(self):
+        """Note that the server closed the connection."""
+        self._eof = True
+
+    def take_unparsed(self):
+        """Remove and return the bytes received but not parsed."""
+        if self._taken:
+            return b""
+        self._taken = True
+        if self._end == self._start:
+            return b""
+        return PyBytes_FromStringAndSize(<char*>self._buf + self._start, self._end - self._start)
+
+    def next_event(self):
+        """The next event: a ``ResponseHead``, chunk ``bytes``, ``EndOfBody``, or ``None``."""
+        if self._done or not (self._in_head or self._chunked):
+            return None
+        if self._failed:  # h11 stays in its ERROR state
+            raise ProtocolError(_BAD_HEAD if self._in_head else _BAD_CHUNKED)
+        if self._in_head:
+            return self._head_event()
+        event = self._chunk_event()
+        if event is None:
+            if self._eof:
+                # h11: EOF with nothing buffered is a short body; with a partial line, malformed.
+                self._failed = True
+                if self._end == self._start:
+                    raise IncompleteBody(_CLOSED_IN_BODY)
+                raise ProtocolError(_BAD_CHUNKED)
+            if self._end - self._start > self._limit:
+                # An endless chunk-size line or trailer section (h11's max_incomplete_event_size).
+                self._failed = True
+                raise ProtocolError(_LINE_TOO_LONG)
+        return event
+
+    cdef int _append(self, const char* p, Py_ssize_t n) except -1:
+        cdef Py_ssize_t live = self._end - self._start, cap
+        cdef unsigned char* fresh
+        if n == 0:  # nothing received is not the end of the stream: feed_eof() says that
+            return 0
+        if self._eof:
+            raise RuntimeError("received close, then received more data?")
+        if self._end + n > self._cap:
+            # Compact only into at most half the space: amortised O(1) per byte fed.
+            if live + n <= self._cap // 2:
+                memmove(self._buf, self._buf + self._start, live)
+            else:
+                cap = max(2 * self._cap, live + n, 1024)
+                fresh = <unsigned char*>malloc(cap)
+                if fresh == NULL:
+                    raise MemoryError()
+                if live:
+                    memcpy(fresh, self._buf + self._start, live)
+                free(self._buf)
+                self._buf = fresh
+                self._cap = cap
+            self._start = 0
+            self._end = live
+        memcpy(self._buf + self._end, p, n)
+        self._end += n
+        return 0
+
+    cdef inline void _consume(self, Py_ssize_t n) noexcept:
+        self._start += n
+        if self._start == self._end:
+            self._start = self._end = 0
+        self._scan = 0
+
+    cdef Py_ssize_t _find_block_end(self) noexcept:
+        """Length of the field block ending in the first LF [CR] LF (RFC 9112 §2.2: a bare LF
+        may end a line), 1 or 2 for an empty block ((CR)LF first), or -1 when incomplete."""
+        cdef const unsigned char* b = self._buf + self._start
+        cdef const unsigned char* q
+        cdef Py_ssize_t n = self._end - self._start, i = self._scan
+        if n >= 1 and b[0] == b'\n':
+            return 1
+        if n >= 2 and b[0] == b'\r' and b[1] == b'\n':
+            return 2
+        while i < n:
+            q = <const unsigned char*>memchr(b + i, b'\n', n - i)
+            if q == NULL:
+                break
+            i = q - b
+            if i + 1 < n and b[i + 1] == b'\n':
+                return i + 2
+            if i + 2 < n and b[i + 1] == b'\r' and b[i + 2] == b'\n':
+                return i + 3
+            i += 1
+        self._scan = max(0, n - 2)  # a terminator may still start in the last two bytes
+        return -1
+
+    cdef object _head_event(self):
+        cdef const unsigned char* b = self._buf + self._start
+        cdef const unsigned char* q
+        cdef Py_ssize_t n = self._end - self._start, end, stop, eol, ln
+        cdef int status
+        end = self._find_block_end()
+        if end >= 0:
+            self._consume(end)  # h11 takes a block out of its buffer before it validates it
+        if n and b[0] < 0x21:  # h11 rejects an obviously invalid first byte (TLS, CRLF) early
+            self._failed = True
+            raise ProtocolError(_BAD_HEAD)
+        if end < 0:
+            if self._eof:
+                self._failed = True
+                raise ProtocolError(_CLOSED_IN_HEAD if n else _BAD_HEAD)
+            if n >= self._budget:  # no complete head within the budget: it cannot fit any more
+                raise HeaderTooLarge(_TOO_LARGE)
+            return None
+        stop = end - 3 if b[end - 2] == b'\r' else end - 2  # the lines are b[0:stop]
+        eol = stop
+        q = <const unsigned char*>memchr(b, b'\n', stop)
+        if q != NULL:
+            eol = q - b
+        ln = eol - 1 if b[eol - 1] == b'\r' else eol
+        if not _status_line_ok(b, ln):
+            self._failed = True
+            raise ProtocolError(_BAD_HEAD)
+        status = (b[9] - 48) * 100 + (b[10] - 48) * 10 + (b[11] - 48)
+        if status < 100:  # h11: an informational status is 100-199
+            self._failed = True
+            raise ProtocolError(_BAD_HEAD)
+        self._cl, self._saw_te = None, False  # nothing carries over from a 1xx head
+        fields = self._fields(b, eol + 1, stop, _BAD_HEAD) if eol < stop else []
+        reason = PyUnicode_DecodeLatin1(<char*>b + 13, ln - 13, NULL) if ln > 13 else ""
+        version = PyUnicode_DecodeLatin1(<char*>b, 8, NULL)
+        if end > self._budget:
+            self._failed = True
+            raise HeaderTooLarge(_TOO_LARGE)
+        self._budget -= end
+        if status < 200 and status != 101:  # RFC 9110 §15.2: more heads follow
+            body_length = 0
+        elif status == 101:  # the connection now speaks another protocol
+            body_length = UNTIL_CLOSE
+            self._in_head = False
+        else:
+            # RFC 9112 §6.3: no body after HEAD, 204, 304; a 2xx to CONNECT is a tunnel;
+            # Transfer-Encoding (only "chunked" got past _fields) beats Content-Length.
+            if self._is_head or status in (204, 304) or (self._is_connect and status < 300):
+                body_length = 0
+            elif self._saw_te:
+                body_length = CHUNKED
+            elif self._cl is not None:
+                body_length = int(self._cl)
+            else:
+                body_length = UNTIL_CLOSE
+            self._in_head = False
+            self._chunked = body_length == CHUNKED
+            self._done = not self._chunked
+        return ResponseHead(status, reason, version, fields, body_length, end)
+
+    cdef list _fields(self, const unsigned char* b, Py_ssize_t pos, Py_ssize_t stop, str msg):
+        """The field lines in b[pos:stop], separated by LF, each maybe ending in CR."""
+        cdef list out = []
+        cdef const unsigned char* q
+        cdef Py_ssize_t ls = -1, le = 0, e, w, lend
+        cdef bytearray joined = None
+        self._cl = None
+        self._saw_te = False
+        while True:
+            q = <const unsigned char*>memchr(b + pos, b'\n', stop - pos)
+            e = q - b if q != NULL else stop
+            lend = e - 1 if e > pos and b[e - 1] == b'\r' else e
+            if lend > pos and rt_class[b[pos]] & RT_OWS:
+                # obs-fold (RFC 9112 §5.2): h11 replaces the fold and leading OWS with one SP.
+                if ls < 0:
+                    self._failed = True
+                    raise ProtocolError(msg)
+                w = pos
+                while w < lend and rt_class[b[w]] & RT_OWS:
+                    w += 1
+                if joined is None:
+                    joined = bytearray(PyBytes_FromStringAndSize(<char*>b + ls, le - ls))
+                joined += b" " + PyBytes_FromStringAndSize(<char*>b + w, lend - w)
+            else:
+                if ls >= 0:
+                    self._field(out, joined, b + ls, le - ls, msg)
+                ls, le, joined = pos, lend, None
+            if e >= stop:
+                break
+            pos = e + 1
+        self._field(out, joined, b + ls, le - ls, msg)
+        return out
+
+    cdef int _field(self, list out, bytearray joined, const unsigned char* p, Py_ssize_t n,
+                    str msg) except -1:
+        """field-name ":" OWS field-value OWS (RFC 9112 §5), normalised as h11 does."""
+        cdef Py_ssize_t k = 0, vs, ve, j
+        if joined is not None:
+            p = <const unsigned char*>PyByteArray_AS_STRING(joined)
+            n = PyByteArray_GET_SIZE(joined)
+        while k < n and rt_class[p[k]] & RT_TCHAR:
+            k += 1
+        if k == 0 or k == n or p[k] != b':':
+            self._failed = True
+            raise ProtocolError(msg)
+        vs, ve = k + 1, n
+        while vs < ve and rt_class[p[vs]] & RT_OWS:
+            vs += 1
+        while ve > vs and rt_class[p[ve - 1]] & RT_OWS:
+            ve -= 1
+        for j in range(vs, ve):
+            if rt_class[p[j]] & RT_WIRE_BAD:  # h11: no NUL, CR, LF, VT, FF in a value
+                self._failed = True
+                raise ProtocolError(msg)
+        name = PyUnicode_DecodeLatin1(<char*>p, k, NULL)
+        if k == 14 and _ci_equal(p, b"content-length", 14):
+            # RFC 9110 §8.6: "5, 5" is one length. h11 wants every comma-separated part to be
+            # the same 1-20 digits and every Content-Length field the same; it keeps one field.
+            # (bytes.strip() would also strip VT and FF, which a value cannot hold.)
+            parts = {part.strip(b" \t") for part in (<bytes>p[vs:ve]).split(b",")}
+            digits = parts.pop() if len(parts) == 1 else b""
+            if 0 < len(digits) <= 20 and digits.isdigit():
+                value = digits.decode("ascii")
+                if self._cl is None:
+                    self._cl = value
+                    out.append((name, value))
+                    return 0
+                if self._cl == value:
+                    return 0
+            self._failed = True
+            raise ProtocolError(msg)
+        if k == 17 and _ci_equal(p, b"transfer-encoding", 17):
+            # h11 understands exactly one Transfer-Encoding field: "chunked", any case.
+            if self._saw_te or ve - vs != 7 or not _ci_equal(p + vs, b"chunked", 7):
+                self._failed = True
+                raise ProtocolError(msg)
+            self._saw_te = True
+            out.append((name, "chunked"))
+            return 0
+        out.append((name, PyUnicode_DecodeLatin1(<char*>p + vs, ve - vs, NULL)))
+        return 0
+
+    cdef object _chunk_event(self):
+        """One step of h11's chunked reader: bytes, EndOfBody or None (more bytes needed)."""
+        cdef const unsigned char* b = self._buf + self._start
+        cdef const unsigned char* q
+        cdef Py_ssize_t n = self._end - self._start, e, k, stop
+        cdef long long size
+        if self._trailer:  # trailer-section CRLF (RFC 9112 §7.1.2), read as a field block
+            e = self._find_block_end()
+            if e < 0:
+                return None
+            stop = e - 3 if e > 2 and b[e - 2] == b'\r' else e - 2
+            self._consume(e)
+            trailers = self._fields(b, 0, stop, _BAD_CHUNKED) if e > 2 else []
+            self._done = True
+            self._chunked = False
+            return EndOfBody(trailers)
+        if self._crlf_owed:  # chunk-data CRLF: checked byte by byte as it arrives
+            k = min(n, self._crlf_owed)
+            self._consume(k)  # h11 takes what it compares, a mismatch included
+            while k:
+                if b[0] != (13 if self._crlf_owed == 2 else 10):  # CR, then LF
+                    self._failed = True
+                    raise ProtocolError(_BAD_CHUNKED)
+                self._crlf_owed -= 1
+                b += 1
+                k -= 1
+            if self._crlf_owed:
+                return None
+            b, n = self._buf + self._start, self._end - self._start
+        if self._chunk_left == 0:  # chunk-size [chunk-ext] CRLF: only a CR LF ends this line
+            e = self._scan
+            while True:
+                q = <const unsigned char*>memchr(b + e, b'\r', n - e) if e < n else NULL
+                if q == NULL or q - b + 1 >= n:
+                    self._scan = max(0, n - 1)
+                    return None
+                e = q - b + 1
+                if b[e] == b'\n':
+                    break
+            self._consume(e + 1)
+            size = _chunk_size(b, e - 1)
+            if size < 0:
+                self._failed = True
+                raise ProtocolError(_BAD_CHUNKED)
+            if size == 0:
+                self._trailer = True
+                return self._chunk_event()
+            self._chunk_left = size
+            b, n = self._buf + self._start, self._end - self._start
+        if n == 0:
+            return None
+        k = n if n < self._chunk_left else <Py_ssize_t>self._chunk_left
+        data = PyBytes_FromStringAndSize(<char*>b, k)
+        self._consume(k)
+        self._chunk_left -= k
+        if self._chunk_left == 0:
+            self._crlf_owed = 2
+        return data
