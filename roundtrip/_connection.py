@@ -7,7 +7,6 @@ Only this module and ``_dial`` touch sockets. Reads go into one buffer per conne
 
 from __future__ import annotations
 
-import select
 import socket
 import ssl
 import time
@@ -45,12 +44,21 @@ class Connection:
         "trace",
         "bytes_written",
         "prefetched",
-        "_poller",
+        "fd",
+        "plain",
+        "_poll_readable",
+        "_send_nowait",
         "_timeout_set",
     )
 
-    def __init__(self, sock: socket.socket, key: str) -> None:
+    def __init__(self, sock: socket.socket, key: str, impl: Any) -> None:
         self.sock = sock
+        self.fd = sock.fileno()
+        # A plain TCP socket may be written without the socket module's wrapper (no TLS layer,
+        # no subclass behaviour to respect).
+        self.plain = type(sock) is socket.socket
+        self._poll_readable = impl.poll_readable
+        self._send_nowait = impl.send_nowait
         self.key = key
         self.buf = bytearray(_BUFFER_SIZE)
         self.view = memoryview(self.buf)
@@ -64,8 +72,6 @@ class Connection:
         self.trace: Any = None  # the Trace of the request using the connection
         self.bytes_written = 0
         self.prefetched: Optional[bytes] = None  # response bytes read early (see has_early_response)
-        self._poller = select.poll()
-        self._poller.register(sock, select.POLLIN)
         self._timeout_set = False
 
     def close(self) -> None:
@@ -85,7 +91,7 @@ class Connection:
         """Whether an idle connection must not be reused: the server closed it, or sent bytes
         nobody asked for (an unsolicited 408, say). One poll with no wait: readable, hung up or
         in error all mean stale."""
-        return bool(self._poller.poll(0))
+        return self._poll_readable(self.fd)
 
     def _set_timeout(self) -> None:
         remaining = self.deadline - time.monotonic()  # type: ignore[operator]
@@ -120,9 +126,13 @@ class Connection:
         """Send all of ``data``, counting what reached the socket in ``bytes_written``."""
         sock = self.sock
         try:
-            if self.deadline is not None:
-                self._set_timeout()
-            sent = sock.send(data)
+            if self.plain and self.deadline is None:
+                # Most heads fit the socket buffer: one send that cannot block, GIL kept.
+                sent = self._send_nowait(sock, data)
+            else:
+                if self.deadline is not None:
+                    self._set_timeout()
+                sent = sock.send(data)
             self.bytes_written += sent
             if sent < len(data):
                 view = memoryview(data).cast("B")
@@ -145,7 +155,7 @@ class Connection:
         going out, without blocking. Over TLS the raw socket also turns readable for records
         that carry no response (TLS 1.3 session tickets), so the check reads through TLS and
         keeps what it got for the response reader."""
-        if not self._poller.poll(0):
+        if not self._poll_readable(self.fd):
             return False
         sock = self.sock
         if not isinstance(sock, ssl.SSLSocket):

@@ -39,10 +39,73 @@ __all__ = (
     "ResponseParser",
     "IdleConnections",
     "new_body_buffer",
+    "poll_readable",
+    "send_nowait",
 )
 
 cdef extern from "Python.h":
     enum: PyBUF_WRITE
+
+
+cdef extern from "<poll.h>" nogil:
+    struct pollfd:
+        int fd
+        short events
+        short revents
+    int poll(pollfd* fds, unsigned long nfds, int timeout)
+    enum: POLLIN
+
+cdef extern from "<sys/socket.h>" nogil:
+    ssize_t c_send "send"(int fd, const void* buf, size_t n, int flags)
+    enum: MSG_DONTWAIT, MSG_NOSIGNAL
+
+cdef extern from "<errno.h>":
+    int errno
+    enum: EINTR, EAGAIN, EWOULDBLOCK
+
+from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
+from cpython.object cimport PyObject_AsFileDescriptor
+
+
+def poll_readable(int fd):
+    """Whether ``fd`` is readable, hung up or in error, without waiting. A poll that cannot
+    block keeps the GIL: no hand-over to another thread for a check that takes no time."""
+    cdef pollfd entry
+    cdef int ready
+    entry.fd, entry.events, entry.revents = fd, POLLIN, 0
+    while True:
+        ready = poll(&entry, 1, 0)
+        if ready >= 0:
+            return ready > 0
+        if errno != EINTR:
+            PyErr_SetFromErrno(OSError)
+        PyErr_CheckSignals()
+
+
+def send_nowait(sock, data):
+    """Send what the socket takes now (``MSG_DONTWAIT``): the count sent, 0 if nothing fits.
+
+    For plain TCP sockets only. It keeps the GIL, as a send that cannot block takes no time;
+    a request head usually goes out whole in this one call.
+    """
+    cdef int fd = PyObject_AsFileDescriptor(sock)
+    cdef Py_buffer view
+    cdef ssize_t sent
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        while True:
+            sent = c_send(fd, view.buf, view.len, MSG_DONTWAIT | MSG_NOSIGNAL)
+            if sent >= 0:
+                return sent
+            if errno == EAGAIN:  # EWOULDBLOCK is the same value on Linux; see below otherwise
+                return 0
+            if EWOULDBLOCK != EAGAIN and errno == EWOULDBLOCK:
+                return 0
+            if errno != EINTR:
+                PyErr_SetFromErrno(OSError)
+            PyErr_CheckSignals()
+    finally:
+        PyBuffer_Release(&view)
 
 
 def new_body_buffer(Py_ssize_t size):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import select
+import socket
 from collections import OrderedDict, deque
 from typing import Any, Iterable
 
@@ -25,6 +27,8 @@ __all__ = (
     "ResponseParser",
     "IdleConnections",
     "new_body_buffer",
+    "poll_readable",
+    "send_nowait",
 )
 
 # RFC 9110 §5.6.2: token = 1*tchar
@@ -76,6 +80,22 @@ def encode_request_head(method: str, target: str, fields: Iterable[tuple[str, st
     lines.extend(f"{name}: {value}\r\n" for name, value in fields)
     lines.append("\r\n")
     return "".join(lines).encode("latin-1")
+
+
+def poll_readable(fd: int) -> bool:
+    """Whether ``fd`` is readable, hung up or in error, without waiting."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def send_nowait(sock: socket.socket, data: Any) -> int:
+    """Send what the socket takes now (``MSG_DONTWAIT``): the count sent, 0 if nothing fits.
+    For plain TCP sockets only."""
+    try:
+        return sock.send(data, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+    except BlockingIOError:
+        return 0
 
 
 def new_body_buffer(size: int) -> tuple[bytearray, memoryview]:

@@ -445,7 +445,7 @@ class Transport:
         error: Optional[BaseException] = None
         try:
             sock = prepared.route.connect(prepared.options, post, lambda: want.abandoned)
-            conn = Connection(sock, want.key)
+            conn = Connection(sock, want.key, self._impl)
         except Abandoned:
             error = Cancelled("request cancelled")
         except Error as exc:

@@ -414,3 +414,28 @@ def test_new_body_buffer_gives_the_bytes_received_through_its_view(impl, size):
     assert bytes(body) == data and type(bytes(body)) is bytes
     with pytest.raises(ValueError):
         impl.new_body_buffer(-1)
+
+
+def test_poll_readable_and_send_nowait_on_a_socket_pair(impl):
+    import socket as socket_module
+
+    left, right = socket_module.socketpair()
+    try:
+        assert impl.poll_readable(right.fileno()) is False
+        assert impl.send_nowait(left, b"ping") == 4
+        assert impl.poll_readable(right.fileno()) is True
+        assert right.recv(4) == b"ping"
+        left.setblocking(False)
+        sent = 0
+        while (count := impl.send_nowait(left, b"x" * 65536)) > 0:  # fill the buffers
+            sent += count
+            assert sent < 1 << 28
+        assert impl.send_nowait(left, b"more") == 0  # full: nothing fits, no error
+        right.close()
+        assert impl.poll_readable(left.fileno()) is True  # hung up counts as readable
+        with pytest.raises(OSError):
+            while True:
+                impl.send_nowait(left, b"x")
+    finally:
+        left.close()
+        right.close()
