@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 
 from ._errors import ConnectError, ConnectTimeout, Error, TLSError, TLSHandshakeTimeout
 
-__all__ = ("open_socket", "start_tls", "Abandoned")
+__all__ = ("open_socket", "lookup", "start_tls", "Abandoned")
 
 _TICK = 0.05  # how often a dial looks whether its request still wants it
 
@@ -80,6 +80,23 @@ def _strerror(err: int) -> str:
     return os.strerror(err).lower()
 
 
+def lookup(host: str, port: int, post: Post) -> list[tuple[int, Any]]:
+    """``(family, sockaddr)`` candidates for ``host``; an IP literal needs no lookup (and no
+    DNS trace events)."""
+    if _is_ip(host):
+        return [(socket.AF_INET6 if ":" in host else socket.AF_INET, (host, port))]
+    post("dns_start", host)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        error = ConnectError(f"dial tcp: lookup {host}: {exc}")
+        post("dns_done", [], error)
+        raise error from exc
+    candidates = [(family, sockaddr[:2] if family == socket.AF_INET else sockaddr) for family, _, _, _, sockaddr in infos]
+    post("dns_done", [sockaddr[0] for _, sockaddr in candidates], None)
+    return candidates
+
+
 def open_socket(host: str, port: int, timeout: Optional[float], dial: Any, post: Post, gone: Callable[[], bool]) -> socket.socket:
     """A connected TCP socket to ``host:port``, by the caller's ``dial`` or the default one."""
     if dial is not None:
@@ -93,19 +110,7 @@ def open_socket(host: str, port: int, timeout: Optional[float], dial: Any, post:
             raise ConnectError(f"dial {host}:{port}: {exc}") from exc
         sock.settimeout(None)
         return sock
-    if _is_ip(host):
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        candidates = [(family, (host, port))]
-    else:
-        post("dns_start", host)
-        try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            error = ConnectError(f"dial tcp: lookup {host}: {exc}")
-            post("dns_done", [], error)
-            raise error from exc
-        candidates = [(family, sockaddr[:2] if family == socket.AF_INET else sockaddr) for family, _, _, _, sockaddr in infos]
-        post("dns_done", [sockaddr[0] for _, sockaddr in candidates], None)
+    candidates = lookup(host, port, post)
     last: Optional[BaseException] = None
     for family, sockaddr in candidates:
         if gone():

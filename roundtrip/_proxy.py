@@ -28,9 +28,8 @@ from functools import lru_cache
 from typing import Any, Callable, Optional
 
 from . import _speedups
-from ._dial import _TICK, Abandoned, Post, open_socket, start_tls
+from ._dial import _TICK, Abandoned, Post, lookup, open_socket, start_tls
 from ._errors import (
-    ConnectError,
     ConnectTimeout,
     HeaderTooLarge,
     ProtocolError,
@@ -39,7 +38,6 @@ from ._errors import (
 from ._proxy_env import (
     NoProxy,
     _EnvironmentProxy,
-    _ip,
     proxy_from_environment,
     proxy_option,
 )
@@ -222,18 +220,7 @@ def _tls(sock: socket.socket, options: Any, server_hostname: str, post: Post, go
 
 def _resolve(host: str, port: int, post: Post) -> str:
     """The first address of ``host``, for a socks5 proxy that must be given an address."""
-    if _ip(host) is not None:
-        return host
-    post("dns_start", host)
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        error = ConnectError(f"dial tcp: lookup {host}: {exc}")
-        post("dns_done", [], error)
-        raise error from exc
-    addresses = [sockaddr[0] for _, _, _, _, sockaddr in infos]
-    post("dns_done", addresses, None)
-    return addresses[0]
+    return lookup(host, port, post)[0][1][0]
 
 
 class _HandshakeIO:

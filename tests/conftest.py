@@ -72,6 +72,16 @@ def impl(request: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     return module
 
 
+@pytest.fixture
+def twins(impl: Any) -> tuple[Any, Any]:
+    """(compiled, pure Python) for the tests that compare them; such tests run once."""
+    if _speedups_c is None:
+        if REQUIRE_EXTENSIONS:
+            pytest.fail("ROUNDTRIP_REQUIRE_EXTENSIONS is set but roundtrip._speedups_c is missing")
+        pytest.skip("compiled extension not built")
+    return _speedups_c, _speedups_py
+
+
 def _open_fds() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
 

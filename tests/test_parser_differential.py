@@ -18,19 +18,8 @@ from hypothesis import strategies as st
 from roundtrip import _speedups_py
 from roundtrip._errors import HeaderTooLarge, IncompleteBody, ProtocolError
 from roundtrip._events import CHUNKED, UNTIL_CLOSE, EndOfBody, ResponseHead
-from roundtrip._speedups import env_flag
 
 
-@pytest.fixture
-def twins(impl):
-    """(compiled, pure Python); the comparison runs once, under the c parameter."""
-    try:
-        compiled = pytest.importorskip("roundtrip._speedups_c")
-    except pytest.skip.Exception:
-        if env_flag("ROUNDTRIP_REQUIRE_EXTENSIONS"):
-            pytest.fail("ROUNDTRIP_REQUIRE_EXTENSIONS is set but roundtrip._speedups_c is missing")
-        raise
-    return compiled, _speedups_py
 
 
 def parse(module, pieces, method="GET", max_head_bytes=1 << 20, eof=False):

@@ -14,9 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from roundtrip import _speedups_py
 from roundtrip._errors import HeaderTooLarge, InvalidRequest, ProtocolError
-from roundtrip._speedups import env_flag
 
 TCHARS = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # Every latin-1 character, then a few that are not: BMP (kind 2) and astral (kind 4) strings.
@@ -27,16 +25,6 @@ HYPOTHESIS = settings(
 )
 
 
-@pytest.fixture
-def twins(impl):
-    """(compiled, pure Python), for the tests that compare them; they need to run once."""
-    try:
-        compiled = pytest.importorskip("roundtrip._speedups_c")
-    except pytest.skip.Exception:
-        if env_flag("ROUNDTRIP_REQUIRE_EXTENSIONS"):
-            pytest.fail("ROUNDTRIP_REQUIRE_EXTENSIONS is set but roundtrip._speedups_c is missing")
-        raise
-    return compiled, _speedups_py
 
 
 def outcome(fn, *args):
