@@ -163,6 +163,17 @@ class _WireBody:
         # Closing before the end closes the connection: it is not drained.
         self._end(False)
 
+    def __del__(self) -> None:
+        # The response was dropped before its end without close(). Close the socket here, and
+        # leave the pool slot to be freed by the pool's next step: a finalizer may run while
+        # this very thread holds the pool's lock.
+        if not self._done:
+            self._done = True
+            conn = self._conn
+            conn.close()
+            if conn.orphans is not None:
+                conn.orphans.append(conn)
+
 
 class EmptyBody(_WireBody):
     """No body (HEAD, 204, 304, Content-Length: 0): the connection is released at once."""

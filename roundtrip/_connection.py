@@ -48,10 +48,11 @@ class Connection:
         "plain",
         "_poll_readable",
         "_send_nowait",
+        "orphans",
         "_timeout_set",
     )
 
-    def __init__(self, sock: socket.socket, key: str, impl: Any) -> None:
+    def __init__(self, sock: socket.socket, key: str, impl: Any, orphans: Any = None) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         # A plain TCP socket may be written without the socket module's wrapper (no TLS layer,
@@ -72,6 +73,7 @@ class Connection:
         self.trace: Any = None  # the Trace of the request using the connection
         self.bytes_written = 0
         self.prefetched: Optional[bytes] = None  # response bytes read early (see has_early_response)
+        self.orphans = orphans  # where a finalized, unfinished response leaves this connection
         self._timeout_set = False
 
     def close(self) -> None:

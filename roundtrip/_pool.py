@@ -82,6 +82,9 @@ class Pool:
         self._reaper_wakeup = threading.Condition(self._lock)
         self._reaper: Optional[threading.Thread] = None
         self._hosts: dict[str, _HostState] = {}
+        # Active connections whose response was garbage-collected unfinished: closed already,
+        # their slots freed at the next locked step (a finalizer must not take the lock).
+        self.orphans: deque[Any] = deque()
         self.closed = False
 
     # -- taking connections ------------------------------------------------------------------
@@ -93,6 +96,7 @@ class Pool:
         """
         expired = None
         with self._lock:
+            self._settle_orphans()
             if self.closed:
                 raise TransportClosed("transport is closed")
             conn = self._idle.get(key)
@@ -119,6 +123,7 @@ class Pool:
         """Queue a want for ``key`` and start its dial unless ``max_conns_per_host`` is reached."""
         want = Want(key, dial)
         with self._lock:
+            self._settle_orphans()
             if self.closed:
                 raise TransportClosed("transport is closed")
             host = self._host(key)
@@ -137,6 +142,7 @@ class Pool:
         delivered meanwhile goes back to the pool, or is closed when ``close`` is set (a trace
         hook raised: SPEC closes the connection then)."""
         with self._lock:
+            self._settle_orphans()
             if want.abandoned:
                 return
             want.abandoned = True
@@ -156,6 +162,7 @@ class Pool:
         spare = False
         starts: list[Want] = []
         with self._lock:
+            self._settle_orphans()
             host = self._host(want.key)
             host.dialing -= 1
             want.dialing = False
@@ -196,6 +203,7 @@ class Pool:
         starts: list[Want] = []
         kept = False
         with self._lock:
+            self._settle_orphans()
             key = conn.key
             host = self._host(key)
             if reusable and self._keep_alive and not self.closed and not conn.closed:
@@ -237,6 +245,7 @@ class Pool:
     def evict(self, conn: Any) -> None:
         """Close ``conn`` if it is idle (its owner's trace hook failed after it was pooled)."""
         with self._lock:
+            self._settle_orphans()
             removed = self._idle.remove(conn.key, conn)
             if removed:
                 self._forget_if_unused(conn.key)
@@ -248,6 +257,7 @@ class Pool:
     def close_idle(self) -> None:
         """Close every idle connection now."""
         with self._lock:
+            self._settle_orphans()
             conns = self._idle.pop_all()
             for conn in conns:
                 self._forget_if_unused(conn.key)
@@ -258,6 +268,7 @@ class Pool:
     def close(self) -> None:
         """Close idle connections; connections returned later are closed, not kept."""
         with self._lock:
+            self._settle_orphans()
             self.closed = True
         self.close_idle()
 
@@ -266,6 +277,7 @@ class Pool:
         result: dict[str, dict[str, int]] = {}
         total = {"idle": 0, "active": 0, "dialing": 0, "waiting": 0}
         with self._lock:
+            self._settle_orphans()
             keys = set(self._hosts) | set(self._idle.keys())
             for key in sorted(keys):
                 host = self._hosts.get(key)
@@ -297,6 +309,7 @@ class Pool:
         lingered = False
         while True:
             with self._lock:
+                self._settle_orphans()
                 if self.closed:
                     self._reaper = None
                     return
@@ -329,6 +342,25 @@ class Pool:
 
     def _total(self, key: str, host: _HostState) -> int:
         return host.dialing + host.active + self._idle.count(key)
+
+    def settle_orphans(self) -> None:
+        """Free the slots of connections whose responses were dropped (a waiter calls this
+        while it waits, as a finalizer cannot wake it)."""
+        if self.orphans:
+            with self._lock:
+                self._settle_orphans()
+
+    def _settle_orphans(self) -> None:
+        orphans = self.orphans
+        while orphans:
+            conn = orphans.popleft()
+            host = self._hosts.get(conn.key)
+            if host is None:
+                continue
+            host.active -= 1
+            for waiter in self._dials_for_waiters(conn.key, host):
+                self._start_dial(waiter)
+            self._forget_if_unused(conn.key)
 
     def _forget_if_unused(self, key: str) -> None:
         host = self._hosts.get(key)

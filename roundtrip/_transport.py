@@ -402,11 +402,9 @@ class Transport:
         try:
             while True:
                 with want.cond:
-                    while not want.events and want.pending:
-                        if context is not None and (context.cancelled or _past(context.deadline)):
-                            break
-                        timeout = None if context is None else context.remaining()
-                        want.cond.wait(timeout)
+                    if not want.events and want.pending and not _stopped(context):
+                        remaining = None if context is None else context.remaining()
+                        want.cond.wait(_ORPHAN_TICK if remaining is None else min(remaining, _ORPHAN_TICK))
                     events = list(want.events)
                     want.events.clear()
                     conn, error = want.conn, want.error
@@ -425,6 +423,8 @@ class Transport:
                         raise Cancelled("request cancelled")
                     if _past(context.deadline):
                         raise DeadlineExceeded("context deadline exceeded")
+                # Not the pool lock under the want's: the pool takes them the other way round.
+                self._pool.settle_orphans()  # a response dropped unfinished may free a slot
         except BaseException:
             self._pool.abandon(want)
             raise
@@ -445,7 +445,7 @@ class Transport:
         error: Optional[BaseException] = None
         try:
             sock = prepared.route.connect(prepared.options, post, lambda: want.abandoned)
-            conn = Connection(sock, want.key, self._impl)
+            conn = Connection(sock, want.key, self._impl, self._pool.orphans)
         except Abandoned:
             error = Cancelled("request cancelled")
         except Error as exc:
@@ -488,6 +488,8 @@ class Transport:
         self._pool.discard(conn)
 
 
+# How often a waiting request looks for slots freed by responses dropped unfinished.
+_ORPHAN_TICK = 0.1
 _FRAMING = frozenset(("content-length", "transfer-encoding"))
 _NOTED = frozenset(("user-agent", "accept-encoding", "range", "expect", "connection", "idempotency-key", "x-idempotency-key"))
 
@@ -519,6 +521,10 @@ class _BodyMark:
         if inspect.isgenerator(body):
             return inspect.getgeneratorstate(body) != inspect.GEN_CREATED
         return iter(body) is body  # an iterator may have been advanced; a container replays
+
+
+def _stopped(context: Any) -> bool:
+    return context is not None and (context.cancelled or _past(context.deadline))
 
 
 def _past(deadline: Optional[float]) -> bool:
