@@ -363,7 +363,7 @@ class GzipBody:
 
     def read(self, amt: Optional[int]) -> bytes:
         if amt is None or amt < 0:
-            parts = []
+            parts: list[bytes] = []
             while True:
                 piece = self._read_some(self._MAX_OUT)
                 if not piece:

@@ -218,7 +218,7 @@ class AttemptFailed(Exception):
 
 
 def _tokens(headers: list[tuple[str, str]], name: str) -> list[str]:
-    found = []
+    found: list[str] = []
     for field, value in headers:
         if field.lower() == name:
             found.extend(token.strip().lower() for token in value.split(","))

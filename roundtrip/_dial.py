@@ -92,7 +92,9 @@ def lookup(host: str, port: int, post: Post) -> list[tuple[int, Any]]:
         error = ConnectError(f"dial tcp: lookup {host}: {exc}")
         post("dns_done", [], error)
         raise error from exc
-    candidates = [(family, sockaddr[:2] if family == socket.AF_INET else sockaddr) for family, _, _, _, sockaddr in infos]
+    candidates: list[tuple[int, Any]] = [
+        (family, sockaddr[:2] if family == socket.AF_INET else sockaddr) for family, _, _, _, sockaddr in infos
+    ]
     post("dns_done", [sockaddr[0] for _, sockaddr in candidates], None)
     return candidates
 

@@ -18,10 +18,10 @@ if env_flag("ROUNDTRIP_NO_EXTENSIONS"):
     from . import _speedups_py as impl
 else:
     try:
-        from . import _speedups_c as impl
+        from . import _speedups_c as impl  # type: ignore[attr-defined,no-redef]  # built
     except ImportError:
         if env_flag("ROUNDTRIP_REQUIRE_EXTENSIONS"):
             raise
-        from . import _speedups_py as impl
+        from . import _speedups_py as impl  # type: ignore[no-redef]
 
 IMPLEMENTATION = "c" if impl.__name__.endswith("_c") else "py"

@@ -115,7 +115,7 @@ def _decode_fields(fields: Any) -> list[tuple[str, str]]:
 
 
 def _comma_values(fields: list[tuple[str, str]], name: str) -> list[str]:
-    values = []
+    values: list[str] = []
     for field, value in fields:
         if field.lower() == name:
             values.extend(v.strip().lower() for v in value.split(",") if v.strip())

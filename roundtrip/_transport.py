@@ -56,6 +56,17 @@ class _Options:
         "_default_tls",
     )
 
+    connect_timeout: Optional[float]
+    tls_handshake_timeout: Optional[float]
+    response_header_timeout: Optional[float]
+    expect_continue_timeout: Optional[float]
+    max_response_header_bytes: int
+    disable_keep_alives: bool
+    disable_compression: bool
+    ssl_context: Optional[ssl.SSLContext]
+    dial: Optional[Callable[..., Any]]
+    _default_tls: Optional[ssl.SSLContext]
+
     def tls_context(self) -> ssl.SSLContext:
         if self.ssl_context is not None:
             return self.ssl_context
@@ -85,6 +96,23 @@ class _Prepared:
         "parser_class",
         "declared_length",
     )
+
+    request: Request
+    method: str
+    head: bytes
+    body: Any  # _body.OutgoingBody or None
+    context: Any
+    trace: Any
+    route: Any
+    options: _Options
+    expect_continue: bool
+    gzip_requested: bool
+    replayable: bool
+    rewindable: bool
+    close_after: bool
+    wants_close: bool
+    parser_class: Any
+    declared_length: Optional[int]
 
     def new_parser(self) -> Any:
         return self.parser_class(self.method, self.options.max_response_header_bytes)
