@@ -205,3 +205,26 @@ def test_bench_falls_back_to_the_embedded_server_and_says_so(tmp_path):
 @pytest.mark.once(impl="py")
 def test_bench_rejects_unknown_names():
     assert main(["bench", "--clients", "nope"]) == 2
+
+
+@pytest.mark.once(impl="py")
+def test_bench_workers_import_the_bench_own_roundtrip_not_the_working_directory(tmp_path):
+    # "pip install . && roundtrip bench" is run from the source checkout, whose unbuilt
+    # roundtrip/ would shadow the installed wheel in any worker that starts from there.
+    decoy = tmp_path / "roundtrip"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise ImportError('the working directory was imported')\n")
+    report_path = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-P", "-m", "roundtrip", "bench", "--smoke", "--no-progress", "--json", str(report_path),
+         "--clients", "roundtrip-c", "roundtrip-py", "--scenarios", "small"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(report_path.read_text())
+    assert report["errors"] == [], report["errors"]
+    assert report["results"]["small"]["roundtrip-c"]["checked"] > 0

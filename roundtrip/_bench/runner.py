@@ -90,11 +90,13 @@ class Progress:
             self.stream.flush()
 
 
+_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+
+
 def _child_env(info: ClientInfo) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _PROXY_VARS}
     # The worker must import the very roundtrip this process runs (a source tree or a wheel).
-    package_parent = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_PARENT, env.get("PYTHONPATH", "")) if p)
     for name, value in info.env.items():
         if value is None:
             env.pop(name, None)
@@ -116,6 +118,9 @@ def _run_worker(info: ClientInfo, server: BenchServer, scenarios: list[str], set
     budget = 60 + len(scenarios) * (settings.duration + settings.warmup) * 20
     process = subprocess.Popen(
         [sys.executable, "-m", "roundtrip._bench.worker", json.dumps(spec)],
+        # "-m" puts the working directory first on sys.path: run from the package's own parent,
+        # so that a source checkout in the caller's directory cannot shadow an installed wheel.
+        cwd=_PACKAGE_PARENT,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
