@@ -44,6 +44,15 @@ class optional_build_ext(build_ext):
             if REQUIRE:
                 raise
             banner(exc)
+            return
+        if not self.inplace:
+            # pip builds in the source tree: put the compiled module beside its sources too
+            # (as build_ext --inplace and editable installs do), so that a Python started in
+            # the checkout, which imports ./roundtrip before site-packages, gets it as well.
+            try:
+                self.copy_extensions_to_source()
+            except Exception as exc:  # a read-only tree: the installed wheel is unaffected
+                sys.stderr.write(f"roundtrip: compiled module not copied into the source tree: {exc}\n")
 
     def build_extension(self, ext):
         try:
