@@ -45,7 +45,7 @@ class optional_build_ext(build_ext):
                 raise
             banner(exc)
             return
-        if not self.inplace:
+        if not self.inplace and not getattr(self, "_failed", False):
             # pip builds in the source tree: put the compiled module beside its sources too
             # (as build_ext --inplace and editable installs do), so that a Python started in
             # the checkout, which imports ./roundtrip before site-packages, gets it as well.
@@ -60,6 +60,7 @@ class optional_build_ext(build_ext):
         except Exception as exc:
             if REQUIRE:
                 raise
+            self._failed = True
             banner(exc)
         else:
             sys.stderr.write(f"roundtrip: built compiled extension {ext.name}\n")

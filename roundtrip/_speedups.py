@@ -19,9 +19,12 @@ if env_flag("ROUNDTRIP_NO_EXTENSIONS"):
 else:
     try:
         from . import _speedups_c as impl  # type: ignore[attr-defined,no-redef]  # built
-    except ImportError:
+    except ImportError as exc:
         if env_flag("ROUNDTRIP_REQUIRE_EXTENSIONS"):
-            raise
+            raise ImportError(
+                "ROUNDTRIP_REQUIRE_EXTENSIONS is set, but the compiled module "
+                "roundtrip._speedups_c is not installed (the build fell back to pure Python)"
+            ) from exc
         from . import _speedups_py as impl  # type: ignore[no-redef]
 
 IMPLEMENTATION = "c" if impl.__name__.endswith("_c") else "py"
