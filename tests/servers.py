@@ -241,6 +241,33 @@ def keep_alive_handler(body: bytes = b"ok", headers: Optional[list[tuple[str, st
     return handler
 
 
+# -- faults shared by the tests: each reads one request, then misbehaves -----------------------
+
+
+def malformed_status(conn: ScriptedConnection) -> None:
+    conn.read_request()
+    conn.send(b"HTTP/1.1 abc nonsense\r\n\r\n")
+    conn.wait_closed()
+
+
+def close_without_answer(conn: ScriptedConnection) -> None:
+    conn.read_request()
+    conn.close()
+
+
+def body_cut_short(conn: ScriptedConnection) -> None:
+    """Content-Length 10, three bytes, then the connection closes."""
+    conn.read_request()
+    conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+    conn.close()
+
+
+def bad_chunk(conn: ScriptedConnection) -> None:
+    conn.read_request()
+    conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n")
+    conn.wait_closed()
+
+
 # -- nginx --------------------------------------------------------------------------------------
 
 NGINX_CONF = """

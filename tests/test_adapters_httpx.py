@@ -17,7 +17,7 @@ import pytest
 import roundtrip
 from roundtrip.adapters import HTTPXTransport
 
-from servers import IO_TIMEOUT, keep_alive_handler, respond
+from servers import IO_TIMEOUT, body_cut_short, close_without_answer, keep_alive_handler, malformed_status, respond
 
 FAST = httpx.Timeout(5.0)  # generous everywhere; tests narrow the phase they exercise
 
@@ -374,35 +374,21 @@ def test_closed_port_raises_connect_error(client):
 
 
 def test_malformed_status_line_raises_remote_protocol_error(client, server):
-    def handler(conn):
-        conn.read_request()
-        conn.send(b"HTTP/1.1 abc nonsense\r\n\r\n")
-        conn.wait_closed()
-
-    srv = server(handler)
+    srv = server(malformed_status)
     with pytest.raises(httpx.RemoteProtocolError) as info:
         client.get(srv.url("/"))
     assert isinstance(info.value.__cause__, roundtrip.ProtocolError)
 
 
 def test_server_closing_without_answer_raises_remote_protocol_error(client, server):
-    def handler(conn):
-        conn.read_request()
-        conn.close()
-
-    srv = server(handler)
+    srv = server(close_without_answer)
     with pytest.raises(httpx.RemoteProtocolError) as info:
         client.get(srv.url("/"))
     assert isinstance(info.value.__cause__, roundtrip.ServerDisconnected)
 
 
 def test_body_cut_short_raises_remote_protocol_error(client, server):
-    def handler(conn):
-        conn.read_request()
-        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
-        conn.close()
-
-    srv = server(handler)
+    srv = server(body_cut_short)
     with pytest.raises(httpx.RemoteProtocolError) as info:
         client.get(srv.url("/"))
     assert isinstance(info.value.__cause__, roundtrip.IncompleteBody)

@@ -22,7 +22,7 @@ import roundtrip
 from roundtrip.adapters import RequestsAdapter
 from roundtrip.adapters._requests import _requests_error
 
-from servers import IO_TIMEOUT, keep_alive_handler, respond
+from servers import IO_TIMEOUT, bad_chunk, body_cut_short, close_without_answer, keep_alive_handler, malformed_status, respond
 
 
 @pytest.fixture
@@ -364,46 +364,27 @@ def test_closed_port_raises_connection_error(session):
 
 
 def test_malformed_status_line_raises_connection_error(session, server):
-    def handler(conn):
-        conn.read_request()
-        conn.send(b"HTTP/1.1 abc nonsense\r\n\r\n")
-        conn.wait_closed()
-
-    srv = server(handler)
+    srv = server(malformed_status)
     with pytest.raises(rexc.ConnectionError) as info:
         session.get(srv.url("/"))
     assert isinstance(info.value.__cause__, roundtrip.ProtocolError)
 
 
 def test_server_closing_without_answer_raises_connection_error(session, server):
-    def handler(conn):
-        conn.read_request()
-        conn.close()
-
-    srv = server(handler)
+    srv = server(close_without_answer)
     with pytest.raises(rexc.ConnectionError) as info:
         session.get(srv.url("/"))
     assert isinstance(info.value.__cause__, roundtrip.ServerDisconnected)
 
 
 def test_body_cut_short_raises_chunked_encoding_error(session, server):
-    def handler(conn):
-        conn.read_request()
-        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
-        conn.close()
-
-    srv = server(handler)
+    srv = server(body_cut_short)
     with pytest.raises(rexc.ChunkedEncodingError):
         session.get(srv.url("/"))
 
 
 def test_bad_chunk_raises_chunked_encoding_error(session, server):
-    def handler(conn):
-        conn.read_request()
-        conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n")
-        conn.wait_closed()
-
-    srv = server(handler)
+    srv = server(bad_chunk)
     with pytest.raises(rexc.ChunkedEncodingError):
         session.get(srv.url("/"), timeout=5)
 
