@@ -21,7 +21,7 @@ __all__ = (
     "GzipBody",
 )
 
-_BYTES_LIKE = (bytes, bytearray, memoryview)
+BYTES_LIKE = (bytes, bytearray, memoryview)  # bodies held in memory
 # RFC 9110 §8.6: a user agent sends Content-Length: 0 for these methods even without a body.
 _EXPECTS_BODY = frozenset(("POST", "PUT", "PATCH"))
 _CHUNK = 65536
@@ -73,11 +73,11 @@ def _read_source(source: Any) -> Iterator[Any]:
             chunk = read(_CHUNK)
             if not chunk:
                 return
-            if not isinstance(chunk, _BYTES_LIKE):
+            if not isinstance(chunk, BYTES_LIKE):
                 raise InvalidRequest("request body file must be opened in binary mode")
             yield chunk
     for chunk in source:
-        if not isinstance(chunk, _BYTES_LIKE):
+        if not isinstance(chunk, BYTES_LIKE):
             raise InvalidRequest(f"request body iterable yielded {type(chunk).__name__}, not bytes")
         if len(chunk):  # an empty chunk would end a chunked body early
             yield chunk
@@ -109,7 +109,7 @@ def plan_body(method: str, body: Any, declared_length: Optional[int]) -> Optiona
     whose size cannot be known otherwise."""
     if body is None:
         return OutgoingBody(b"", None, 0) if method in _EXPECTS_BODY else None
-    if isinstance(body, _BYTES_LIKE):
+    if isinstance(body, BYTES_LIKE):
         data = body if not isinstance(body, memoryview) else body.cast("B") if body.ndim <= 1 else bytes(body)
         if not len(data) and method not in _EXPECTS_BODY:
             return None  # Go's outgoingLength: an empty body sends no Content-Length outside POST/PUT/PATCH

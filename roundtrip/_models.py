@@ -6,6 +6,7 @@ import io
 from http import HTTPStatus
 from typing import Any, Callable, Iterable, Iterator, Optional, Union
 
+from ._body import BYTES_LIKE
 from ._context import Context
 from ._errors import Error, ResponseClosed
 from ._headers import Headers, HeadersLike
@@ -15,13 +16,12 @@ __all__ = ("Request", "Response", "BodyType")
 
 BodyType = Union[None, bytes, bytearray, memoryview, io.IOBase, Iterable[bytes], Any]
 
-_BYTES_LIKE = (bytes, bytearray, memoryview)
 
 
 def _rewinder(body: Any) -> Optional[Callable[[], Any]]:
     """``get_body`` for bodies that can be replayed: bytes, and seekable files (rewound to
     where they stand now)."""
-    if isinstance(body, _BYTES_LIKE):
+    if isinstance(body, BYTES_LIKE):
         return lambda: body
     seekable = getattr(body, "seekable", None)
     if seekable is not None and hasattr(body, "read"):
@@ -184,7 +184,7 @@ class Response:
         self.closed = False
         if body is None:
             body = b""
-        if isinstance(body, _BYTES_LIKE):
+        if isinstance(body, BYTES_LIKE):
             data = bytes(body)
             self.content_length: Optional[int] = len(data)
             self._body: Any = _BytesBody(data)

@@ -96,7 +96,8 @@ class Pool:
         """
         expired = None
         with self._lock:
-            self._settle_orphans()
+            if self.orphans:
+                self._settle_orphans()
             if self.closed:
                 raise TransportClosed("transport is closed")
             conn = self._idle.get(key)
@@ -123,7 +124,8 @@ class Pool:
         """Queue a want for ``key`` and start its dial unless ``max_conns_per_host`` is reached."""
         want = Want(key, dial)
         with self._lock:
-            self._settle_orphans()
+            if self.orphans:
+                self._settle_orphans()
             if self.closed:
                 raise TransportClosed("transport is closed")
             host = self._host(key)
@@ -142,7 +144,8 @@ class Pool:
         delivered meanwhile goes back to the pool, or is closed when ``close`` is set (a trace
         hook raised: SPEC closes the connection then)."""
         with self._lock:
-            self._settle_orphans()
+            if self.orphans:
+                self._settle_orphans()
             if want.abandoned:
                 return
             want.abandoned = True
@@ -162,7 +165,8 @@ class Pool:
         spare = False
         starts: list[Want] = []
         with self._lock:
-            self._settle_orphans()
+            if self.orphans:
+                self._settle_orphans()
             host = self._host(want.key)
             host.dialing -= 1
             want.dialing = False
@@ -203,7 +207,8 @@ class Pool:
         starts: list[Want] = []
         kept = False
         with self._lock:
-            self._settle_orphans()
+            if self.orphans:
+                self._settle_orphans()
             key = conn.key
             host = self._host(key)
             if reusable and self._keep_alive and not self.closed and not conn.closed:
@@ -245,7 +250,8 @@ class Pool:
     def evict(self, conn: Any) -> None:
         """Close ``conn`` if it is idle (its owner's trace hook failed after it was pooled)."""
         with self._lock:
-            self._settle_orphans()
+            if self.orphans:
+                self._settle_orphans()
             removed = self._idle.remove(conn.key, conn)
             if removed:
                 self._forget_if_unused(conn.key)
@@ -257,7 +263,8 @@ class Pool:
     def close_idle(self) -> None:
         """Close every idle connection now."""
         with self._lock:
-            self._settle_orphans()
+            if self.orphans:
+                self._settle_orphans()
             conns = self._idle.pop_all()
             for conn in conns:
                 self._forget_if_unused(conn.key)
@@ -268,7 +275,8 @@ class Pool:
     def close(self) -> None:
         """Close idle connections; connections returned later are closed, not kept."""
         with self._lock:
-            self._settle_orphans()
+            if self.orphans:
+                self._settle_orphans()
             self.closed = True
         self.close_idle()
 
@@ -277,7 +285,8 @@ class Pool:
         result: dict[str, dict[str, int]] = {}
         total = {"idle": 0, "active": 0, "dialing": 0, "waiting": 0}
         with self._lock:
-            self._settle_orphans()
+            if self.orphans:
+                self._settle_orphans()
             keys = set(self._hosts) | set(self._idle.keys())
             for key in sorted(keys):
                 host = self._hosts.get(key)
@@ -309,7 +318,8 @@ class Pool:
         lingered = False
         while True:
             with self._lock:
-                self._settle_orphans()
+                if self.orphans:
+                    self._settle_orphans()
                 if self.closed:
                     self._reaper = None
                     return

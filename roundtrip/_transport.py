@@ -15,7 +15,7 @@ import time
 from typing import Any, Callable, Optional, Protocol, runtime_checkable
 
 from . import _speedups
-from ._body import plan_body
+from ._body import BYTES_LIKE, plan_body
 from ._connection import AttemptFailed, Connection, exchange
 from ._dial import Abandoned
 from ._errors import Cancelled, ConnectError, DeadlineExceeded, Error, InvalidRequest, SkipAltProtocol, TransportClosed, UnrewindableBody
@@ -355,7 +355,7 @@ class Transport:
 
     def _rewound_body(self, request: Request) -> Any:
         body = request.body
-        if body is None or isinstance(body, (bytes, bytearray, memoryview)):
+        if body is None or isinstance(body, BYTES_LIKE):
             return body
         if request.get_body is None:
             raise UnrewindableBody("request body cannot be rewound: set get_body")
@@ -539,7 +539,7 @@ class _BodyMark:
 
     def touched(self) -> bool:
         body = self.body
-        if body is None or isinstance(body, (bytes, bytearray, memoryview)):
+        if body is None or isinstance(body, BYTES_LIKE):
             return False
         if hasattr(body, "read"):
             try:
