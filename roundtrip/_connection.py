@@ -1,14 +1,15 @@
 """One HTTP/1.1 connection and one exchange on it (Go's ``persistConn`` and its
 ``roundTrip``, ``writeLoop`` and ``readLoop``, folded into the calling thread).
 
-Only this module and ``_dial`` touch sockets. Reads go into one buffer per connection with
-``recv_into``; the sans-I/O parser turns the bytes into a response head.
+The connection reads, writes and asks through its stream (``_streams``: plain, TLS, TLS in
+TLS), never through a socket's type. Reads go into one buffer per connection with
+``recv_into``; one sans-I/O parser per exchange turns every byte received into the response
+head, whenever it arrives: while waiting for ``100 Continue``, while the body goes out, or
+after.
 """
 
 from __future__ import annotations
 
-import socket
-import ssl
 import time
 from typing import Any, Callable, Optional
 
@@ -17,19 +18,20 @@ from ._errors import Cancelled, DeadlineExceeded, Error, ProtocolError, Response
 from ._events import CHUNKED, UNTIL_CLOSE
 from ._headers import Headers
 from ._models import Response
+from ._streams import Stream
 
-__all__ = ("Connection", "AttemptFailed", "exchange")
+__all__ = ("Connection", "AttemptFailed", "exchange", "retry_reason")
 
 _BUFFER_SIZE = 65536
 # Bodies up to this size go out in the same send as the head.
 _COALESCE_LIMIT = 65536
-_shutdown = socket.socket.shutdown  # the plain-socket method, safe on TLS sockets from any thread
 
 
 class Connection:
-    """A connected (possibly TLS) socket with its read buffer and per-attempt bookkeeping."""
+    """A connected stream with its read buffer and per-attempt bookkeeping."""
 
     __slots__ = (
+        "stream",
         "sock",
         "key",
         "buf",
@@ -43,23 +45,17 @@ class Connection:
         "cancel_handle",
         "trace",
         "bytes_written",
-        "prefetched",
+        "write_failed",
+        "got_response_byte",
         "fd",
-        "plain",
-        "_poll_readable",
-        "_send_nowait",
         "orphans",
         "_timeout_set",
     )
 
-    def __init__(self, sock: socket.socket, key: str, impl: Any, orphans: Any = None) -> None:
-        self.sock = sock
-        self.fd = sock.fileno()
-        # A plain TCP socket may be written without the socket module's wrapper (no TLS layer,
-        # no subclass behaviour to respect).
-        self.plain = type(sock) is socket.socket
-        self._poll_readable = impl.poll_readable
-        self._send_nowait = impl.send_nowait
+    def __init__(self, stream: Stream, key: str, orphans: Any = None) -> None:
+        self.stream = stream
+        self.sock = stream.sock
+        self.fd = stream.fd
         self.key = key
         self.buf = bytearray(_BUFFER_SIZE)
         self.view = memoryview(self.buf)
@@ -71,8 +67,9 @@ class Connection:
         self.context: Any = None  # the Context of the request using the connection
         self.cancel_handle: Optional[int] = None
         self.trace: Any = None  # the Trace of the request using the connection
-        self.bytes_written = 0
-        self.prefetched: Optional[bytes] = None  # response bytes read early (see has_early_response)
+        self.bytes_written = 0  # request bytes of this attempt that reached the socket
+        self.write_failed = False  # this attempt's request could not be written whole
+        self.got_response_byte = False  # this attempt received a byte of its response
         self.orphans = orphans  # where a finalized, unfinished response leaves this connection
         self._timeout_set = False
 
@@ -80,43 +77,47 @@ class Connection:
         if not self.closed:
             self.closed = True
             self.view.release()
-            self.sock.close()
+            self.stream.close()
 
     def abort(self) -> None:
         """Wake a thread blocked on this connection (cancel); it sees EOF or an error."""
-        try:
-            _shutdown(self.sock, socket.SHUT_RDWR)
-        except OSError:
-            pass
+        self.stream.abort()
 
     def is_stale(self) -> bool:
         """Whether an idle connection must not be reused: the server closed it, or sent bytes
         nobody asked for (an unsolicited 408, say). One poll with no wait: readable, hung up or
         in error all mean stale."""
-        return self._poll_readable(self.fd)
+        return self.stream.readable()
+
+    def response_waiting(self) -> bool:
+        """Whether the server has sent something (or closed) while the request is still going
+        out, without waiting; the bytes stay for ``recv_into``."""
+        waiting = self.stream.response_waiting()
+        self._timeout_set = False  # the stream may have changed the socket's timeout
+        return waiting
 
     def _set_timeout(self) -> None:
         remaining = self.deadline - time.monotonic()  # type: ignore[operator]
         if remaining <= 0:
             raise self.deadline_error(_timeout_message(self.deadline_error))
-        self.sock.settimeout(remaining)
+        self.stream.settimeout(remaining)
         self._timeout_set = True
 
     def clear_timeout(self) -> None:
         if self._timeout_set:
             self._timeout_set = False
-            self.sock.settimeout(None)
+            self.stream.settimeout(None)
 
     def recv_into(self, view: Any) -> int:
         """Receive into ``view``; 0 at EOF. Raises ``Cancelled``, the phase's ``Timeout``, or
         the socket's ``OSError``."""
-        if self.prefetched is not None:
-            return self._take_prefetched(view)
         try:
             if self.deadline is not None:
                 self._set_timeout()
-            return self._checked(self.sock.recv_into(view))
-        except socket.timeout:
+            return self._checked(self.stream.recv_into(view))
+        except TimeoutError as exc:
+            if isinstance(exc, Error):
+                raise
             raise self._timeout_error() from None
         except Error:
             raise
@@ -126,62 +127,36 @@ class Connection:
 
     def send(self, data: Any) -> None:
         """Send all of ``data``, counting what reached the socket in ``bytes_written``."""
-        sock = self.sock
+        stream = self.stream
         try:
-            if self.plain and self.deadline is None:
+            if self.deadline is None:
                 # Most heads fit the socket buffer: one send that cannot block, GIL kept.
-                sent = self._send_nowait(sock, data)
+                sent = stream.send_nowait(data)
             else:
                 if self.deadline is not None:
                     self._set_timeout()
-                sent = sock.send(data)
+                sent = stream.send(data)
             self.bytes_written += sent
             if sent < len(data):
                 view = memoryview(data).cast("B")
                 while sent < len(view):
                     if self.deadline is not None:
                         self._set_timeout()
-                    count = sock.send(view[sent:])
+                    count = stream.send(view[sent:])
                     sent += count
                     self.bytes_written += count
-        except socket.timeout:
+        except TimeoutError as exc:
+            self.write_failed = True
+            if isinstance(exc, Error):
+                raise
             raise self._timeout_error() from None
         except Error:
+            self.write_failed = True
             raise
         except OSError:
+            self.write_failed = True
             self._raise_if_cancelled()
             raise
-
-    def has_early_response(self) -> bool:
-        """Whether the server has already answered (or closed) while the request body is still
-        going out, without blocking. Over TLS the raw socket also turns readable for records
-        that carry no response (TLS 1.3 session tickets), so the check reads through TLS and
-        keeps what it got for the response reader."""
-        if not self._poll_readable(self.fd):
-            return False
-        sock = self.sock
-        if not isinstance(sock, ssl.SSLSocket):
-            return True
-        try:
-            sock.settimeout(0.0)
-            count = sock.recv_into(self.view)
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            return False  # only handshake records: no response yet
-        except OSError:
-            return True  # broken: let the response reader find out
-        finally:
-            sock.settimeout(None)
-            self._timeout_set = False
-        self.prefetched = bytes(self.view[:count])  # b"": the server closed
-        return True
-
-    def _take_prefetched(self, view: Any) -> int:
-        data = self.prefetched
-        assert data is not None
-        count = min(len(data), len(view))
-        view[:count] = data[:count]
-        self.prefetched = data[count:] or None  # b"" (the server closed) is taken as EOF once
-        return count
 
     def _checked(self, count: int) -> int:
         if count == 0:
@@ -207,8 +182,8 @@ def _timeout_message(kind: type[Timeout]) -> str:
 class AttemptFailed(Exception):
     """One attempt failed; ``error`` is what the caller sees if it is not retried.
 
-    ``retry_reason`` is Go's classification: ``"nothing_written"``, ``"server_closed_idle"``,
-    ``"read_from_server_failed"``, or ``None`` when no retry rule applies.
+    ``retry_reason`` is Go's classification (``retry_reason``), or ``None`` when no retry
+    rule applies.
     """
 
     def __init__(self, error: BaseException, retry_reason: Optional[str]) -> None:
@@ -217,15 +192,36 @@ class AttemptFailed(Exception):
         self.retry_reason = retry_reason
 
 
-def _tokens(headers: list[tuple[str, str]], name: str) -> list[str]:
-    found: list[str] = []
-    for field, value in headers:
-        if field.lower() == name:
-            found.extend(token.strip().lower() for token in value.split(","))
-    return found
+def retry_reason(bytes_written: int, write_failed: bool, got_response_byte: bool) -> Optional[str]:
+    """Why an attempt that failed on its connection may be retried, as Go's
+    ``persistConn.mapRoundTripError`` classifies it; ``None`` when no retry rule applies.
+
+    - ``"nothing_written"``: no byte of the request reached the connection (Go's
+      ``nothingWrittenError``); any request whose body can be replayed may go again.
+    - ``"read_from_server_failed"``: the request was written and the first read of the
+      response failed (EOF or an error) before any response byte (Go's
+      ``transportReadFromServerError``).
+    - A write that failed part-way, or a failure after a response byte arrived: ``None``.
+
+    Go's third reason, ``"server_closed_idle"`` (``errServerClosedIdle``), is for a
+    connection the request was given and that then turned out to have been closed while
+    idle. Here the check for that is made in the same step that hands an idle connection
+    out, and a closed one is replaced before any attempt, so no attempt fails that way.
+    """
+    if got_response_byte:
+        return None
+    if bytes_written == 0:
+        return "nothing_written"
+    if write_failed:
+        return None
+    return "read_from_server_failed"
 
 
-def _response_facts(http_version: str, fields: list[tuple[str, str]]) -> tuple[bool, bool]:
+def _failure_reason(conn: Connection) -> Optional[str]:
+    return retry_reason(conn.bytes_written, conn.write_failed, conn.got_response_byte)
+
+
+def response_facts(http_version: str, fields: list[tuple[str, str]]) -> tuple[bool, bool]:
     """``(keeps_alive, gzipped)`` in one pass over the fields (Go's ``shouldClose`` and its
     gzip check).
 
@@ -251,9 +247,10 @@ def exchange(conn: Connection, prepared: Any, finish: Callable[[Connection, bool
     when it ends or is closed. Raises ``AttemptFailed``.
     """
     context = prepared.context
-    trace = prepared.trace
     conn.bytes_written = 0
-    conn.trace = trace
+    conn.write_failed = False
+    conn.got_response_byte = False
+    conn.trace = prepared.trace
     if context is not None:
         conn.cancel_handle = context._add_cancel_callback(conn.abort)
         if conn.cancel_handle is None:
@@ -261,30 +258,84 @@ def exchange(conn: Connection, prepared: Any, finish: Callable[[Connection, bool
         conn.context = context
     conn.deadline = context.deadline if context is not None else None
     conn.deadline_error = DeadlineExceeded
-    got_byte = [False]
+    parser = prepared.new_parser()  # one per exchange: no byte received is ever dropped
     try:
-        early = _write_request(conn, prepared, trace, got_byte)
-        return _read_response(conn, prepared, trace, finish, got_byte, early)
+        head = _write_request(conn, prepared, parser)
+        if head is None:
+            head = _await_final_head(conn, prepared, parser)
+        return _response(conn, prepared, parser, head, finish)
     except AttemptFailed:
         raise
-    except (Cancelled, Timeout) as exc:
-        raise AttemptFailed(exc, None) from None
     except Error as exc:
         raise AttemptFailed(exc, None) from None
     except OSError as exc:
-        raise AttemptFailed(*_classify_io_error(conn, exc, got_byte[0])) from None
+        raise AttemptFailed(_io_error(conn, exc), _failure_reason(conn)) from None
 
 
-def _classify_io_error(conn: Connection, exc: OSError, got_byte: bool) -> tuple[Error, Optional[str]]:
-    if got_byte:
-        return ProtocolError(f"connection broke while reading the response head: {exc}"), None
+def _io_error(conn: Connection, exc: OSError) -> Error:
+    if conn.got_response_byte:
+        return ProtocolError(f"connection broke while reading the response head: {exc}")
     if conn.bytes_written == 0:
-        return ServerDisconnected(f"server closed the connection before the request was written: {exc}"), "nothing_written"
-    return ServerDisconnected(f"server closed the connection before responding: {exc}"), "read_from_server_failed"
+        return ServerDisconnected(f"server closed the connection before the request was written: {exc}")
+    if conn.write_failed:
+        return ServerDisconnected(f"server closed the connection while the request was being written: {exc}")
+    return ServerDisconnected(f"server closed the connection before responding: {exc}")
 
 
-def _write_request(conn: Connection, prepared: Any, trace: Any, got_byte: list) -> Any:
-    """Write head and body; return a response head that arrived early, or None."""
+# What _head_events returns when the server said 100 Continue to a request waiting for it.
+_CONTINUE: Any = object()
+
+
+def _head_events(conn: Connection, parser: Any, awaiting_continue: bool) -> Any:
+    """The next final response head the parser has, ``_CONTINUE``, or None (more bytes needed).
+
+    1xx heads (RFC 9110 §15.2) are reported and skipped; 101 is final (Go's readResponse).
+    """
+    trace = conn.trace
+    while True:
+        event = parser.next_event()
+        if event is None:
+            return None
+        status = event.status_code
+        if status >= 200 or status == 101:
+            return event
+        if trace is not None:
+            if status == 100 and awaiting_continue and trace.got_100_continue is not None:
+                trace.got_100_continue()
+            if trace.got_1xx_response is not None:
+                trace.got_1xx_response(status, Headers._from_list(event.headers))
+        if status == 100 and awaiting_continue:
+            return _CONTINUE
+
+
+def _receive(conn: Connection, parser: Any) -> None:
+    """Receive once (waiting up to the phase's deadline) and feed the parser; at EOF before
+    any response byte the attempt fails with Go's classification."""
+    count = conn.recv_into(conn.view)
+    if count == 0:
+        if not conn.got_response_byte:
+            raise AttemptFailed(ServerDisconnected("server closed the connection before responding"), _failure_reason(conn))
+        parser.feed_eof()
+        return
+    if not conn.got_response_byte:
+        conn.got_response_byte = True
+        trace = conn.trace
+        if trace is not None and trace.got_first_response_byte is not None:
+            trace.got_first_response_byte()
+    parser.feed(conn.view[:count])
+
+
+def _read_head(conn: Connection, parser: Any, awaiting_continue: bool = False) -> Any:
+    while True:
+        head = _head_events(conn, parser, awaiting_continue)
+        if head is not None:
+            return head
+        _receive(conn, parser)
+
+
+def _write_request(conn: Connection, prepared: Any, parser: Any) -> Any:
+    """Write head and body; return a final response head that arrived while writing, or None."""
+    trace = prepared.trace
     body = prepared.body
     head = prepared.head
     if body is None or (body.data is not None and len(body.data) <= _COALESCE_LIMIT and not prepared.expect_continue):
@@ -298,38 +349,70 @@ def _write_request(conn: Connection, prepared: Any, trace: Any, got_byte: list) 
     conn.send(head)
     if trace is not None and trace.wrote_headers is not None:
         trace.wrote_headers()
-    early = None
-    if prepared.expect_continue:
-        early = _await_continue(conn, prepared, trace, got_byte)
-        if early is not None and "close" in _tokens(early[0].headers, "connection"):
-            # A final answer that closes: the body is never sent (Go skips it too).
-            prepared.close_after = True
-            return early
-        # A final answer that keeps the connection: Go sends the body to keep it in step.
-    try:
-        for piece in body.pieces():
-            if early is None and conn.has_early_response():
-                # The server answered before the body was done: stop and read it (Go returns
-                # that response, not a write error); the connection cannot be reused.
+    answer = None
+    awaiting_continue = prepared.expect_continue
+    if awaiting_continue:
+        answer = _await_continue(conn, prepared, parser)
+        if answer is _CONTINUE:
+            awaiting_continue = False
+            # The read that brought the 100 may have brought the final answer too.
+            answer = _head_events(conn, parser, False)
+            if answer is not None:
+                prepared.close_after = True  # the body never went: the connection is out of step
+                return answer
+        elif answer is not None:
+            keeps_alive, _ = response_facts(answer.http_version, answer.headers)
+            if not keeps_alive or prepared.wants_close:
+                # A final answer on a connection that will close: the body is never sent
+                # (Go's readResponse closes continueCh).
                 prepared.close_after = True
-                break
+                return answer
+            # A final answer on a connection that lives on: Go sends the body to keep it in step.
+    for piece in body.pieces():
+        if answer is None and conn.response_waiting():
+            answer = _answer_while_writing(conn, parser, awaiting_continue)
+            if answer is _CONTINUE:
+                answer, awaiting_continue = None, False
+            elif answer is not None:
+                # The server answered before the body was done: stop and return that answer
+                # (Go returns the response, not a write error); the connection cannot be reused.
+                prepared.close_after = True
+                return answer
+        try:
             conn.send(piece)
-    except OSError as exc:
-        if conn.context is not None and conn.context.cancelled:
-            raise Cancelled("request cancelled") from None
-        prepared.close_after = True
-        if trace is not None and trace.wrote_request is not None:
-            trace.wrote_request(exc)
-        return early  # try to read a response the server may have sent before closing
+        except OSError as exc:
+            if conn.context is not None and conn.context.cancelled:
+                raise Cancelled("request cancelled") from None
+            prepared.close_after = True
+            if trace is not None and trace.wrote_request is not None:
+                trace.wrote_request(exc)
+            return answer  # the reader may still find a response the server sent before closing
     if trace is not None and trace.wrote_request is not None:
         trace.wrote_request(None)
-    return early
+    return answer
 
 
-def _await_continue(conn: Connection, prepared: Any, trace: Any, got_byte: list) -> Any:
+def _answer_while_writing(conn: Connection, parser: Any, awaiting_continue: bool) -> Any:
+    """Take in what the server sent while the body is going out, without waiting for more.
+
+    Returns a final head (the body stops), ``_CONTINUE`` for a 100 that came after the wait
+    for it ended, or None: 1xx heads are reported and the body goes on (Go's readLoop
+    consumes them the same way). EOF or a broken connection fails the attempt here, as it
+    would in the reader.
+    """
+    while True:
+        _receive(conn, parser)
+        head = _head_events(conn, parser, awaiting_continue)
+        if head is not None or not conn.response_waiting():
+            return head
+
+
+def _await_continue(conn: Connection, prepared: Any, parser: Any) -> Any:
     """``Expect: 100-continue`` (RFC 9110 §10.1.1): wait up to ``expect_continue_timeout`` for
-    100 before sending the body. Returns ``None`` to send the body, or ``(head, parser)``
-    of a final response that came instead."""
+    100 before sending the body. Returns ``_CONTINUE``, None when the wait ended without an
+    answer, or the head of a final response that came instead. Bytes that follow the 100
+    stay in the parser."""
+    trace = prepared.trace
     if trace is not None and trace.wait_100_continue is not None:
         trace.wait_100_continue()
     timeout = prepared.options.expect_continue_timeout
@@ -340,80 +423,45 @@ def _await_continue(conn: Connection, prepared: Any, trace: Any, got_byte: list)
     if saved[0] is None or limit < saved[0]:
         conn.deadline, conn.deadline_error = limit, _ContinueTimeout
     try:
-        parser = prepared.new_parser()
-        head = _read_head(conn, parser, prepared, trace, got_byte, stop_at_continue=True)
+        return _read_head(conn, parser, awaiting_continue=True)
     except _ContinueTimeout:
         return None  # no answer in time: send the body anyway
     finally:
         conn.deadline, conn.deadline_error = saved
         conn.clear_timeout()
-    if head is None:
-        return None  # 100 Continue
-    return head, parser
 
 
 class _ContinueTimeout(Timeout):
     pass
 
 
-def _read_head(conn: Connection, parser: Any, prepared: Any, trace: Any, got_byte: list, stop_at_continue: bool = False) -> Any:
-    view = conn.view
-    while True:
-        event = parser.next_event()
-        if event is None:
-            count = conn.recv_into(view)
-            if count == 0:
-                if not got_byte[0]:
-                    reused_reason = "server_closed_idle" if conn.bytes_written else "nothing_written"
-                    raise AttemptFailed(ServerDisconnected("server closed the connection before responding"), reused_reason)
-                parser.feed_eof()
-                continue
-            if not got_byte[0]:
-                got_byte[0] = True
-                if trace is not None and trace.got_first_response_byte is not None:
-                    trace.got_first_response_byte()
-            parser.feed(view[:count])
-            continue
-        status = event.status_code
-        if status < 200 and status != 101:
-            if trace is not None:
-                if trace.got_1xx_response is not None:
-                    trace.got_1xx_response(status, Headers._from_list(event.headers))
-                if status == 100 and stop_at_continue and trace.got_100_continue is not None:
-                    trace.got_100_continue()
-            if status == 100 and stop_at_continue:
-                return None
-            continue
-        return event
-
-
-def _read_response(conn: Connection, prepared: Any, trace: Any, finish: Callable[[Connection, bool], None], got_byte: list, early: Any) -> Response:
+def _await_final_head(conn: Connection, prepared: Any, parser: Any) -> Any:
+    """Read the final response head once the request is written, bounded by
+    ``response_header_timeout`` (Go: from the request fully written) and the Context."""
     options = prepared.options
-    if early is not None:
-        head, parser = early
-    else:
-        if options.response_header_timeout is not None:
-            limit = time.monotonic() + options.response_header_timeout
-            if conn.deadline is None or limit < conn.deadline:
-                conn.deadline, conn.deadline_error = limit, ResponseHeaderTimeout
-        parser = prepared.new_parser()
-        try:
-            head = _read_head(conn, parser, prepared, trace, got_byte)
-        finally:
-            conn.deadline = prepared.context.deadline if prepared.context is not None else None
-            conn.deadline_error = DeadlineExceeded
-            if conn.deadline is None:
-                conn.clear_timeout()
+    if options.response_header_timeout is not None:
+        limit = time.monotonic() + options.response_header_timeout
+        if conn.deadline is None or limit < conn.deadline:
+            conn.deadline, conn.deadline_error = limit, ResponseHeaderTimeout
+    try:
+        head = _read_head(conn, parser)
+    finally:
+        conn.deadline = prepared.context.deadline if prepared.context is not None else None
+        conn.deadline_error = DeadlineExceeded
+        if conn.deadline is None:
+            conn.clear_timeout()
+    return head
 
+
+def _response(conn: Connection, prepared: Any, parser: Any, head: Any, finish: Callable[[Connection, bool], None]) -> Response:
     fields = head.headers
-    keeps_alive, gzipped = _response_facts(head.http_version, fields)
+    keeps_alive, gzipped = response_facts(head.http_version, fields)
     reusable = not prepared.close_after and head.status_code != 101 and keeps_alive
     length = head.body_length
     response = Response.__new__(Response)
     response.status_code = head.status_code
     response.reason = head.reason
     response.http_version = head.http_version
-    response.headers = Headers._from_list(fields)
     response.request = prepared.request
     response.uncompressed = False
     response.trailers = Headers()
@@ -439,6 +487,7 @@ def _read_response(conn: Connection, prepared: Any, trace: Any, finish: Callable
         else:
             body = FixedLengthBody(conn, done, length, buffered, reusable)
             response.content_length = length
+    response.headers = Headers._from_list(fields)
     if gzipped and prepared.gzip_requested and length != 0:
         # Go's transparent gzip: the caller sees the decoded body and no encoding headers.
         body = GzipBody(body)

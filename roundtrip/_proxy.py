@@ -43,6 +43,7 @@ from ._proxy_env import (
 )
 from ._proxy_url import ProxyChooser, ProxyURL, _FixedProxy, parse_proxy_url, proxy_url
 from ._socks import socks5_connect
+from ._streams import SocketStream, Stream, TLSStream
 from ._tls_layers import _layer_handshake, _TLSLayers
 from ._urls import Target
 
@@ -107,16 +108,16 @@ class Route:
         self.proxy: Optional[ProxyURL] = None
         self.unbounded = False  # the request has no Context: bound the proxy handshake
 
-    def connect(self, options: Any, post: Post, gone: Callable[[], bool]) -> Any:
-        """A socket ready for HTTP/1.1 to the origin, or to the proxy for absolute-form
+    def connect(self, options: Any, post: Post, gone: Callable[[], bool]) -> Stream:
+        """A stream ready for HTTP/1.1 to the origin, or to the proxy for absolute-form
         requests (TLS done where the route needs it)."""
         target = self.target
         proxy = self.proxy
         if proxy is None:
             sock = open_socket(target.host, target.port, options.connect_timeout, options.dial, post, gone)
             if target.scheme == "https":
-                return _tls(sock, options, target.host, post, gone)
-            return sock
+                return TLSStream(_tls(sock, options, target.host, post, gone))
+            return SocketStream(sock)
 
         if proxy.scheme in ("socks5", "socks5h"):
             host = target.host
@@ -131,16 +132,16 @@ class Route:
                 sock.close()
                 raise
             if target.scheme == "https":
-                return _tls(sock, options, target.host, post, gone)
-            return sock
+                return TLSStream(_tls(sock, options, target.host, post, gone))
+            return SocketStream(sock)
 
         sock = open_socket(proxy.host, proxy.port, options.connect_timeout, options.dial, post, gone)
         if self.absolute_form:
             if proxy.scheme == "https":
-                return _tls(sock, options, proxy.host, post, gone)
-            return sock
+                return TLSStream(_tls(sock, options, proxy.host, post, gone))
+            return SocketStream(sock)
         if proxy.scheme == "https":
-            return _tls_in_tls(sock, self, options, post, gone)
+            return TLSStream(_tls_in_tls(sock, self, options, post, gone))
         try:
             io = _HandshakeIO(sock, self._handshake_deadline(), gone, f"proxy {proxy.display}")
             _open_tunnel(io, target, proxy, options)
@@ -148,7 +149,7 @@ class Route:
         except BaseException:
             sock.close()
             raise
-        return _tls(sock, options, target.host, post, gone)
+        return TLSStream(_tls(sock, options, target.host, post, gone))
 
     def _handshake_deadline(self) -> Optional[float]:
         """When a CONNECT or SOCKS handshake starting now must be done by, if anything but

@@ -31,6 +31,23 @@ class Trace:
 
     Every hook is an optional keyword argument (see ``HOOKS``); an exception raised by a hook
     propagates out of ``round_trip`` and the connection is closed.
+
+    ``retried(reason, attempt)`` runs before a failed attempt on a reused connection goes
+    again on another connection (``attempt`` is 1 for the first retry). ``reason`` follows
+    Go's classification of the failure:
+
+    - ``"nothing_written"``: no byte of the request reached the connection; any request whose
+      body can be replayed goes again, POST included.
+    - ``"read_from_server_failed"``: the request was written, then the connection ended (EOF
+      or an error) before the first byte of a response; only replayable requests (GET, HEAD,
+      OPTIONS, TRACE, or an ``Idempotency-Key``) go again.
+    - ``"server_closed_idle"``: Go's name for a connection that turns out to have been closed
+      by the server while idle after the request was given it. roundtrip checks an idle
+      connection in the same step that hands it out and replaces a closed one without an
+      attempt, so its transports do not report this reason; the name is kept for round
+      trippers that can.
+
+    A write that broke part-way, or a failure after a response byte arrived, is never retried.
     """
 
     __slots__ = HOOKS

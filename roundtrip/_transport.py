@@ -472,8 +472,8 @@ class Transport:
         conn = None
         error: Optional[BaseException] = None
         try:
-            sock = prepared.route.connect(prepared.options, post, lambda: want.abandoned)
-            conn = Connection(sock, want.key, self._impl, self._pool.orphans)
+            stream = prepared.route.connect(prepared.options, post, lambda: want.abandoned)
+            conn = Connection(stream, want.key, self._pool.orphans)
         except Abandoned:
             error = Cancelled("request cancelled")
         except Error as exc:

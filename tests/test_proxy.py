@@ -13,7 +13,7 @@ import pytest
 
 import roundtrip
 from proxies import SocksRecord, TLSFront, socks_handler, tls_handler, tunnel_handler
-from servers import keep_alive_handler, respond
+from servers import IO_TIMEOUT, keep_alive_handler, respond
 
 
 class Recorder:
@@ -221,6 +221,32 @@ def test_https_origin_through_an_https_proxy_is_tls_inside_tls(make_transport, s
         assert resp.read() == big
     assert origin.received[1].body == payload
     assert origin.accepted == 1 and front.accepted == 1  # reused, both layers kept
+
+
+def test_large_first_post_inside_tls_inside_tls_is_not_stopped_by_session_tickets(make_transport, server, certs, tls_front, tinyproxy):
+    # The origin's TLS 1.3 session tickets come after its handshake, while the body goes out:
+    # they make the socket readable but are no answer, so the body must go on to the end.
+    body_started = threading.Event()
+
+    def handler(conn):
+        conn.read_head()
+        body_started.set()  # the tickets went out before this: they are on their way back
+        body = conn.read_exactly(300_000)
+        conn.send(respond(200, b"%d" % body.count(b"p")))
+
+    def body():
+        yield b"p" * 1000
+        assert body_started.wait(IO_TIMEOUT)
+        for _ in range(299):
+            yield b"p" * 1000
+
+    origin = server(tls_handler(certs.server_context(), handler))
+    front = tls_front(tinyproxy.port)
+    t = make_transport(proxy=roundtrip.proxy_url(front.url()), ssl_context=certs.client_context())
+    headers = {"Content-Length": "300000"}
+    request = roundtrip.Request("POST", origin.url("/", scheme="https"), headers=headers, body=body(), context=roundtrip.Context(timeout=10))
+    with t.round_trip(request) as resp:
+        assert (resp.status_code, resp.read()) == (200, b"300000")
 
 
 def test_https_proxy_certificate_is_verified(make_transport, server, tinyproxy, tls_front):

@@ -480,3 +480,19 @@ def test_response_by_hand_iter_bytes_and_close():
     assert resp.closed
     with pytest.raises(roundtrip.ResponseClosed):
         resp.read()
+
+
+def test_chunked_framing_drops_a_content_length_that_came_with_it(transport, server):
+    # RFC 9112 §6.3: Transfer-Encoding overrides Content-Length; Go's fixLength deletes the
+    # header so that nobody forwards a length that does not describe the body.
+    def handler(conn):
+        for _ in conn.requests():
+            conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\nX-Kept: yes\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+
+    srv = server(handler)
+    with transport.round_trip(roundtrip.Request("GET", srv.url("/"))) as resp:
+        assert resp.read() == b"hello"
+        assert "Content-Length" not in resp.headers
+        assert resp.content_length is None
+        assert resp.headers.get_all("transfer-encoding") == ["chunked"]
+        assert resp.headers["x-kept"] == "yes"

@@ -76,7 +76,7 @@ def test_server_closing_a_reused_connection_retries_only_replayable_requests(tra
         with transport.round_trip(request) as resp:
             assert resp.status_code == 200
             resp.read()
-        assert log == [("server_closed_idle", 1)]
+        assert log == [("read_from_server_failed", 1)]
         first_try, replay = srv.received[1], srv.received[2]
         assert first_try.raw == replay.raw, "the replay must be byte-identical"
         assert (first_try.connection, replay.connection) == (0, 1)
@@ -262,3 +262,51 @@ def test_get_body_failure_raises_unrewindable_body(transport, server):
     request = roundtrip.Request("PUT", srv.url("/f"), headers={"Idempotency-Key": "abc"}, body=iter([b"abc"]), get_body=broken_get_body)
     with pytest.raises(roundtrip.UnrewindableBody):
         transport.round_trip(request)
+
+
+class _PartialThenFailingSocket(socket.socket):
+    """Answers the first request normally; on the second, takes 10 bytes, then breaks."""
+
+    def send(self, data, *args):  # type: ignore[override]
+        self.sends = getattr(self, "sends", 0) + 1
+        if self.sends == 2:
+            return super().send(memoryview(data)[:10], *args)
+        if self.sends > 2:
+            raise BrokenPipeError(32, "Broken pipe")
+        return super().send(data, *args)
+
+
+def test_a_write_that_fails_part_way_is_not_retried_even_for_a_get(make_transport, server):
+    # Go's mapRoundTripError: a broken connection after some request bytes were written is no
+    # nothingWrittenError and no read failure: the server may have acted on what it got.
+    def dial(host, port, timeout):
+        sock = _PartialThenFailingSocket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.connect((host, port))
+        return sock
+
+    transport = make_transport(dial=dial)
+    srv = server(_first_connection_only_then_keepalive)
+    with transport.round_trip(roundtrip.Request("GET", srv.url("/"))) as resp:
+        resp.read()
+    log: list = []
+    with pytest.raises(roundtrip.ServerDisconnected) as info:
+        transport.round_trip(roundtrip.Request("GET", srv.url("/second"), trace=_retries(log)))
+    assert log == []
+    assert (info.value.conn_reused, info.value.bytes_written) == (True, 10)
+    assert "while the request was being written" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "bytes_written, write_failed, got_response_byte, reason",
+    [
+        (0, False, False, "nothing_written"),
+        (0, True, False, "nothing_written"),
+        (120, False, False, "read_from_server_failed"),
+        (120, True, False, None),
+        (120, False, True, None),
+    ],
+)
+def test_retry_reason_follows_gos_classification(bytes_written, write_failed, got_response_byte, reason):
+    from roundtrip._connection import retry_reason
+
+    assert retry_reason(bytes_written, write_failed, got_response_byte) == reason
