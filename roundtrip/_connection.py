@@ -471,6 +471,10 @@ def _response(conn: Connection, prepared: Any, parser: Any, head: Any, finish: C
         finish(conn, reusable)
 
     if length == CHUNKED:
+        # RFC 9112 §6.3: chunked framing overrides Content-Length, which then says nothing
+        # true about the body (Go's fixLength deletes it); a caller forwarding the headers
+        # must not forward it.
+        fields = [field for field in fields if field[0].lower() != "content-length"]
         body: Any = ChunkedBody(conn, done, parser, response.trailers, reusable)
         response.content_length = None
     else:
