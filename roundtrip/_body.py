@@ -341,11 +341,19 @@ class ChunkedBody(_WireBody):
 
 class GzipBody:
     """Transparent gunzip over another body (``disable_compression=False``), decoding lazily
-    and never inflating more than one read's worth at a time."""
+    and never inflating more than one read's worth at a time.
 
-    __slots__ = ("_inner", "_decoder", "_pending", "_eof")
+    RFC 1952 §2.2: a gzip file is a series of members, each with its own header and trailer,
+    and Go's gzip reader (multistream mode, its default) decodes them all; so one read
+    follows as many member boundaries as its input and ``amt`` allow. Each zlib call is
+    capped at what is still wanted, so a small body that inflates hugely (a bomb) costs no
+    more memory than the reads asked for.
+    """
+
+    __slots__ = ("_inner", "_decoder", "_input", "_pos", "_in_member", "_eof", "_error")
 
     _MAX_OUT = 1 << 20  # bound on what one read may inflate when no amt is given
+    _WINDOW = 4096  # compressed bytes given to zlib per call
 
     @property
     def conn_reused(self) -> bool:
@@ -358,8 +366,11 @@ class GzipBody:
     def __init__(self, inner: Any) -> None:
         self._inner = inner
         self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        self._pending = b""
+        self._input = b""  # compressed bytes received; those from _pos on are not decoded yet
+        self._pos = 0
+        self._in_member = False  # the decoder has taken bytes of a member it has not finished
         self._eof = False
+        self._error: Optional[ProtocolError] = None  # raised by every read once met
 
     def read(self, amt: Optional[int]) -> bytes:
         if amt is None or amt < 0:
@@ -372,31 +383,66 @@ class GzipBody:
         return self._read_some(amt) if amt else b""
 
     def _read_some(self, amt: int) -> bytes:
-        decoder = self._decoder
-        while True:
-            if decoder.unconsumed_tail:
-                out = decoder.decompress(decoder.unconsumed_tail, amt)
-            elif self._eof:
-                return b""
-            else:
-                compressed = self._inner.read(_CHUNK)
-                if not compressed:
+        """Up to ``amt`` decoded bytes: what the input at hand gives, reading the inner body
+        only while nothing has been decoded yet; ``b""`` only at the end."""
+        if self._error is not None:
+            raise self._error
+        parts: list[bytes] = []
+        wanted = amt
+        while wanted:
+            if self._pos == len(self._input):
+                if self._in_member:
+                    # zlib may hold output it had no room for when the input ran out.
+                    out = self._inflate(b"", wanted)
+                    if out:
+                        parts.append(out)
+                        wanted -= len(out)
+                        continue
+                if parts:
+                    break
+                if not self._eof:
+                    self._input = self._inner.read(_CHUNK)
+                    self._pos = 0
+                    if self._input:
+                        continue
                     self._eof = True
-                    if not decoder.eof:
-                        raise ProtocolError("gzip body is truncated")
-                    return b""
-                try:
-                    out = decoder.decompress(compressed, amt)
-                except zlib.error as exc:
-                    self.close()
-                    raise ProtocolError(f"invalid gzip body: {exc}") from None
-            if decoder.eof and decoder.unused_data:
-                # Go's gzip reader reads concatenated members; keep going with a new one.
-                rest = decoder.unused_data
-                self._decoder = decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                out += decoder.decompress(rest, max(amt - len(out), 1))
+                if self._in_member:
+                    self._error = ProtocolError("gzip body is truncated")
+                    raise self._error
+                # The end, after a whole member or before any byte (Go's gzip.NewReader
+                # reports io.EOF on an empty body, which its transport reads as the end).
+                break
+            # zlib copies the input it leaves over; feeding a window at a time keeps that
+            # copy small when a chunk holds thousands of tiny members.
+            window = memoryview(self._input)[self._pos : self._pos + self._WINDOW]
+            self._in_member = True
+            try:
+                out = self._inflate(window, wanted)
+            except ProtocolError:
+                if parts:
+                    break  # what decoded cleanly first; the error comes with the next read
+                raise
+            decoder = self._decoder
+            if decoder.eof:
+                # The member's trailer checked out; what follows must be another member
+                # (Go's Reader.Read: anything else is ErrHeader, from zlib's header check here).
+                self._pos += len(window) - len(decoder.unused_data)
+                self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self._in_member = False
+            else:
+                self._pos += len(window) - len(decoder.unconsumed_tail)
             if out:
-                return out
+                parts.append(out)
+                wanted -= len(out)
+        return b"".join(parts)
+
+    def _inflate(self, data: Any, limit: int) -> bytes:
+        try:
+            return self._decoder.decompress(data, limit)
+        except zlib.error as exc:
+            self.close()
+            self._error = ProtocolError(f"invalid gzip body: {exc}")
+            raise self._error from None
 
     def close(self) -> None:
         self._inner.close()

@@ -11,10 +11,14 @@ round trip failed, 2 for a bad command line; errors are one line on stderr.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
+import ssl
 import sys
 import time
-from typing import Any, BinaryIO, Optional, Sequence, TextIO
+from typing import Any, BinaryIO, Callable, Optional, Sequence, TextIO
+
+from ._errors import Timeout
 
 __all__ = ("main",)
 
@@ -56,7 +60,8 @@ def _parser() -> _Parser:
     data.add_argument("-d", "--data", metavar="DATA", help="send DATA as the request body (implies POST unless -X)")
     data.add_argument("--data-file", metavar="PATH", help="send the file PATH as the request body ('-' for stdin; implies POST unless -X)")
     parser.add_argument("-i", "--include", action="store_true", help="write the status line and headers before the body")
-    parser.add_argument("--trace", action="store_true", help="print a timing waterfall to stderr (DNS, connect, TLS, request written, first byte, body done)")
+    parser.add_argument("--trace", action="store_true", help="print a timing waterfall to stderr (DNS, connect, TLS, request written, first byte, body done; "
+        "a failed phase is marked, with its error)")
     parser.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds for the whole exchange, body included")
     parser.add_argument("--version", action="version", version=_version())
     return parser
@@ -111,12 +116,15 @@ def _fetch(argv: list[str], stdout: Optional[BinaryIO] = None, stderr: Optional[
         context=context,
         trace=waterfall.trace() if waterfall is not None else None,
     )
-    transport = roundtrip.Transport()
+    if waterfall is not None:
+        waterfall.start()
+    https = opts.url[:8].lower() == "https://"
+    transport = roundtrip.Transport(ssl_context=waterfall.tls_context() if waterfall is not None and https else None)
     received = 0
     try:
-        if waterfall is not None:
-            waterfall.start()
         with transport.round_trip(request) as resp:
+            if waterfall is not None:
+                waterfall.response(resp)
             if opts.include:
                 head = [f"{resp.http_version} {resp.status_code} {resp.reason}".rstrip() + "\r\n"]
                 head.extend(f"{name}: {value}\r\n" for name, value in resp.headers.items())
@@ -133,7 +141,8 @@ def _fetch(argv: list[str], stdout: Optional[BinaryIO] = None, stderr: Optional[
         return 0
     except roundtrip.Error as exc:
         if waterfall is not None:
-            waterfall.print(err, method, opts.url, failed=True)
+            waterfall.fail(exc)
+            waterfall.print(err, method, opts.url)
         err.write(f"{PROG}: error: {type(exc).__name__}: {_one_line(exc)}\n")
         return 1
     except BrokenPipeError:
@@ -157,65 +166,102 @@ def _one_line(exc: BaseException) -> str:
 
 
 class _Waterfall:
-    """Times the phases of one round trip from Trace hooks and draws them on stderr."""
+    """Times the phases of one round trip from Trace hooks and draws them on stderr.
+
+    A phase is drawn only from its own start and end events, so a phase that never began is
+    never drawn as if it had; a failure ends the phase that was running at that moment, and
+    time between phases is drawn as waiting.
+    """
 
     PHASES = ("DNS", "connect", "TLS", "request written", "first byte", "body done")
+    SETUP = "TLS setup"  # before the first attempt, and drawn only when it happened
+    _WIDTH = 32  # characters of the bar
+    _GAP = 0.001  # seconds between phases worth a row of their own
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock
         self.t0 = 0.0
-        self.marks: dict[str, float] = {}
+        self.end: Optional[float] = None  # when the round trip finished or failed
+        self.started: dict[str, float] = {}
+        self.ended: dict[str, float] = {}
+        self.errors: dict[str, str] = {}  # the phases that failed, with their error
+        self.timed_out: set[str] = set()
         self.notes: dict[str, str] = {}
-        self.retries: list[str] = []
+        self.attempts: list[tuple[float, float, str]] = []  # earlier attempts: start, end, why retried
         self.reused = False
-        self.received = 0
+        self.failed = False
+        self.tls_version: Optional[str] = None
 
     def start(self) -> None:
-        self.t0 = time.perf_counter()
+        self.t0 = self.clock()
 
-    def _mark(self, name: str) -> None:
-        self.marks[name] = time.perf_counter()
+    def _begin(self, phase: str, at: Optional[float] = None) -> None:
+        self.started[phase] = self.clock() if at is None else at
+        self.ended.pop(phase, None)
+        self.errors.pop(phase, None)
+
+    def _finish(self, phase: str, error: Optional[BaseException] = None, at: Optional[float] = None) -> float:
+        now = self.clock() if at is None else at
+        if phase not in self.started:
+            return now
+        self.ended[phase] = now
+        self.timed_out.discard(phase)
+        if error is not None:
+            self.errors[phase] = f"{type(error).__name__}: {_one_line(error)}"
+            if isinstance(error, Timeout):
+                self.timed_out.add(phase)
+        else:
+            self.errors.pop(phase, None)
+        return now
 
     def trace(self) -> Any:
         import roundtrip
 
         def dns_start(host: str) -> None:
-            self._mark("dns_start")
+            self._begin("DNS")
             self.notes["DNS"] = host
 
         def dns_done(addrs: list, error: Optional[BaseException]) -> None:
-            self._mark("dns_done")
-            self.notes["DNS"] += f" -> {', '.join(map(str, addrs))}" if not error else f": {_one_line(error)}"
+            self._finish("DNS", error)
+            if not error:
+                self.notes["DNS"] += f" -> {', '.join(map(str, addrs))}"
 
         def connect_start(addr: tuple) -> None:
-            self.marks.setdefault("connect_start", time.perf_counter())  # the first address tried
+            if "connect" not in self.started:
+                self._begin("connect")  # from the first address tried (Go tries them in turn)
             self.notes["connect"] = f"{addr[0]}:{addr[1]}"
 
         def connect_done(addr: tuple, error: Optional[BaseException]) -> None:
-            self._mark("connect_done")
-            self.notes["connect"] = f"{addr[0]}:{addr[1]}" + (f": {_one_line(error)}" if error else "")
+            self._finish("connect", error)
 
         def tls_handshake_start() -> None:
-            self._mark("tls_start")
+            self._begin("TLS")
 
         def tls_handshake_done(error: Optional[BaseException]) -> None:
-            self._mark("tls_done")
-            if error is not None:
-                self.notes["TLS"] = _one_line(error)
+            self._finish("TLS", error)
+            if error is None and self.tls_version:
+                self.notes["TLS"] = self.tls_version
 
         def got_conn(info: Any) -> None:
-            self._mark("got_conn")
             self.reused = bool(info.reused)
+            self._begin("request written")
 
         def wrote_request(error: Optional[BaseException]) -> None:
-            self._mark("wrote_request")
-            if error is not None:
-                self.notes["request written"] = _one_line(error)
+            self._begin("first byte", self._finish("request written", error))
 
         def got_first_response_byte() -> None:
-            self._mark("first_byte")
+            self._begin("body done", self._finish("first byte"))
 
         def retried(reason: str, attempt: int) -> None:
-            self.retries.append(f"retry {attempt}: {reason}")
+            # The next attempt starts over; what this one did becomes one row.
+            now = self.clock()
+            self.attempts.append((self._attempt_start(), now, reason))
+            for phase in self.PHASES:
+                self.started.pop(phase, None)
+                self.ended.pop(phase, None)
+                self.errors.pop(phase, None)
+                self.notes.pop(phase, None)
+            self.timed_out.clear()
 
         return roundtrip.Trace(
             dns_start=dns_start,
@@ -230,55 +276,125 @@ class _Waterfall:
             retried=retried,
         )
 
+    def tls_context(self) -> ssl.SSLContext:
+        """The transport's default TLS settings (system CAs, verification on), with sockets
+        that tell this trace the TLS version they negotiated: the trace hooks do not carry it."""
+        waterfall = self
+
+        class _Socket(ssl.SSLSocket):
+            def do_handshake(self, block: bool = False) -> None:
+                super().do_handshake(block)
+                waterfall.tls_version = self.version()
+
+        class _Object(ssl.SSLObject):  # TLS inside a TLS tunnel (an https proxy)
+            def do_handshake(self) -> None:
+                super().do_handshake()
+                waterfall.tls_version = self.version()
+
+        # Loading the CA certificates takes a while: the transport does it when it first needs
+        # TLS, and here it is a phase of its own.
+        self._begin(self.SETUP)
+        context = ssl.create_default_context()
+        context.sslsocket_class = _Socket
+        context.sslobject_class = _Object
+        self._finish(self.SETUP)
+        self.notes[self.SETUP] = "CA certificates loaded"
+        return context
+
+    def response(self, resp: Any) -> None:
+        self.notes["first byte"] = f"{resp.http_version} {resp.status_code} {resp.reason}".rstrip()
+
     def body_done(self, received: int) -> None:
-        self._mark("body_done")
-        self.received = received
+        self.end = self._finish("body done")
         self.notes["body done"] = f"{received} bytes"
 
-    def _spans(self) -> list["tuple[str, Optional[float], Optional[float]]"]:
-        m = self.marks
-        t0 = self.t0
+    def fail(self, error: BaseException) -> None:
+        """The round trip failed now: the phase still running ends here, with the error."""
+        self.end = self.clock()
+        self.failed = True
+        running = [phase for phase in self.PHASES if phase in self.started and phase not in self.ended]
+        for phase in running[-1:]:
+            self._finish(phase, error, self.end)
 
-        def span(start: str, end: str) -> "tuple[Optional[float], Optional[float]]":
-            if start in m and end in m:
-                return m[start] - t0, m[end] - m[start]
-            if start in m:
-                return m[start] - t0, None
-            return None, None
+    def _attempt_start(self) -> float:
+        return self.attempts[-1][1] if self.attempts else self.ended.get(self.SETUP, self.t0)
 
-        written_from = "got_conn" if "got_conn" in m else "tls_done" if "tls_done" in m else "connect_done"
-        return [
-            ("DNS", *span("dns_start", "dns_done")),
-            ("connect", *span("connect_start", "connect_done")),
-            ("TLS", *span("tls_start", "tls_done")),
-            ("request written", *span(written_from, "wrote_request")),
-            ("first byte", *span("wrote_request", "first_byte")),
-            ("body done", *span("first_byte", "body_done")),
-        ]
+    def _skipped(self, phase: str, url: str) -> str:
+        """Why a phase that did not happen did not."""
+        index = self.PHASES.index(phase)
+        if not any(later in self.started for later in self.PHASES[index + 1 :]):
+            return "not reached" if self.failed else "did not happen"
+        if self.reused and phase in ("DNS", "connect", "TLS"):
+            return "reused connection"
+        if phase == "DNS":
+            return "IP address, no lookup" if _is_ip_literal(url) else "no lookup"
+        if phase == "TLS":
+            return "not https"
+        return "did not happen"
 
-    def print(self, err: TextIO, method: str, url: str, failed: bool = False) -> None:
-        spans = self._spans()
-        total = max([(start or 0) + (length or 0) for _, start, length in spans] + [1e-9])
-        width = 32
+    def _rows(self, url: str) -> list["tuple[str, Optional[float], Optional[float], str]"]:
+        """``(label, start, end, note)`` in time order, waiting between phases included."""
+        rows: list[tuple[str, Optional[float], Optional[float], str]] = []
+        if self.SETUP in self.ended:
+            rows.append((self.SETUP, self.started[self.SETUP], self.ended[self.SETUP], self.notes[self.SETUP]))
+        for number, (tried, given_up, reason) in enumerate(self.attempts, 1):
+            rows.append((f"attempt {number}", tried, given_up, f"retried: {reason}"))
+        last = self._attempt_start()
+        for phase in self.PHASES:
+            if phase not in self.started:
+                rows.append((phase, None, None, f"({self._skipped(phase, url)})"))
+                continue
+            begun = self.started[phase]
+            ended = self.ended.get(phase)
+            if begun - last >= self._GAP:
+                rows.append(("(waiting)", last, begun, ""))
+            if ended is None:  # still running when the trace was drawn
+                rows.append((phase, begun, None, "(did not finish)"))
+                continue
+            last = max(last, ended)
+            if phase in self.errors:
+                marker = "TIMED OUT" if phase in self.timed_out else "FAILED"
+                note = f"{marker}: {self.errors[phase]}"
+            else:
+                note = self.notes.get(phase, "")
+            rows.append((phase, begun, ended, note))
+        if self.end is not None and self.end - last >= self._GAP:
+            rows.append(("(waiting)", last, self.end, "FAILED" if self.failed else ""))
+        return rows
+
+    def print(self, err: TextIO, method: str, url: str) -> None:
+        rows = self._rows(url)
+        ends = [end for _, _, end, _ in rows if end is not None]
+        finish = self.end if self.end is not None else max(ends, default=self.t0)
+        total = max(finish - self.t0, 1e-9)
+        width = self._WIDTH
         lines = [f"* trace: {method} {url}" + (" (connection reused)" if self.reused else "")]
         lines.append(f"  {'phase':<16}{'start':>10}{'duration':>11}")
-        for name, start, length in spans:
-            note = self.notes.get(name, "")
-            if start is None:
-                why = {"DNS": "IP literal or reused connection", "connect": "reused connection or custom dial", "TLS": "not https"}.get(name, "did not happen")
-                lines.append(f"  {name:<16}{'-':>10}{'-':>11}   ({why})")
+        for label, begun, ended, note in rows:
+            if begun is None:
+                lines.append(f"  {label:<16}{'-':>10}{'-':>11}   {note}")
                 continue
-            if length is None:
-                lines.append(f"  {name:<16}{start * 1000:>8.3f}ms{'-':>11}   (did not finish{': ' + note if note else ''})")
+            start = begun - self.t0
+            if ended is None:
+                lines.append(f"  {label:<16}{start * 1000:>8.3f}ms{'-':>11}   {note}")
                 continue
-            offset = int(width * start / total)
-            size = max(1, int(round(width * length / total)))
-            offset = min(offset, width - size)
-            bar = " " * offset + "#" * size + " " * (width - offset - size)
-            lines.append(f"  {name:<16}{start * 1000:>8.3f}ms{length * 1000:>9.3f}ms |{bar}| {note}".rstrip())
-        for retry in self.retries:
-            lines.append(f"  {retry}")
-        if not failed:
-            lines.append(f"  {'total':<16}{'':>10}{total * 1000:>9.3f}ms")
+            length = ended - begun
+            offset = min(int(width * start / total), width - 1)
+            size = min(max(1, int(round(width * length / total))), width - offset)
+            bar = " " * offset + ("." if label == "(waiting)" else "#") * size + " " * (width - offset - size)
+            lines.append(f"  {label:<16}{start * 1000:>8.3f}ms{length * 1000:>9.3f}ms |{bar}| {note}".rstrip())
+        outcome = "failed" if self.failed else ""
+        lines.append(f"  {'total':<16}{'':>10}{total * 1000:>9.3f}ms   {outcome}".rstrip())
         err.write("\n".join(lines) + "\n")
         err.flush()
+
+
+def _is_ip_literal(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(url).hostname or ""
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

@@ -3,6 +3,7 @@ smallest mode."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -12,10 +13,13 @@ from pathlib import Path
 
 import pytest
 
+import roundtrip
 from roundtrip import _speedups_py
-from roundtrip._cli import main
+from roundtrip._trace import GotConnInfo
+from roundtrip._cli import _Waterfall, main
 
-from servers import keep_alive_handler, respond
+from proxies import tls_handler
+from servers import body_cut_short, keep_alive_handler, respond
 
 ROOT = Path(__file__).resolve().parents[1]
 PHASES = ("DNS", "connect", "TLS", "request written", "first byte", "body done")
@@ -110,6 +114,161 @@ def test_trace_prints_a_waterfall_naming_every_phase(capsysbinary, server):
         assert phase in err, (phase, err)
     assert "6 bytes" in err
     assert "total" in err
+
+
+# -- the --trace waterfall: what happened, what failed, what never began --------------------------
+
+
+def waterfall_rows(err: str) -> dict[str, str]:
+    """The waterfall's rows by label (the first column), each with the rest of its line."""
+    lines = err.splitlines()
+    assert lines[0].startswith("* trace: ") and lines[1].split() == ["phase", "start", "duration"], err
+    rows = {}
+    for line in lines[2:]:
+        if line.startswith("roundtrip: error: "):
+            break
+        label = line[2:18].strip()
+        rows.setdefault(label, line[18:])
+    return rows
+
+
+def assert_not_reached(rows: dict[str, str], *phases: str) -> None:
+    for phase in phases:
+        assert rows[phase].split() == ["-", "-", "(not", "reached)"], (phase, rows[phase])
+
+
+def test_trace_of_a_refused_connect_marks_connect_failed_and_nothing_after_it(capsysbinary):
+    code, _, err = run_cli(capsysbinary, "--trace", f"http://127.0.0.1:{refused_port()}/")
+    assert code == 1
+    rows = waterfall_rows(err)
+    assert "FAILED: ConnectError: " in rows["connect"] and "refused" in rows["connect"]
+    assert "(IP address, no lookup)" in rows["DNS"]
+    assert_not_reached(rows, "TLS", "request written", "first byte", "body done")
+    assert rows["total"].strip().endswith("failed")
+    assert err.splitlines()[-1].startswith("roundtrip: error: ConnectError: ")
+
+
+def test_trace_of_a_failed_lookup_marks_dns_failed_and_nothing_after_it(capsysbinary, monkeypatch):
+    # RFC 6761 §6.4: names under .invalid never resolve. The answer is given here, as the
+    # system resolver gives it, so the test never waits on a network.
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if str(host).endswith(".invalid"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    code, _, err = run_cli(capsysbinary, "--trace", "http://no-such-host.invalid/")
+    assert code == 1
+    rows = waterfall_rows(err)
+    assert "no-such-host.invalid" in rows["DNS"] and "FAILED: ConnectError: " in rows["DNS"]
+    assert_not_reached(rows, "connect", "TLS", "request written", "first byte", "body done")
+    assert "total" in rows
+
+
+def test_trace_of_a_failed_tls_handshake_marks_tls_failed_and_nothing_after_it(capsysbinary, server, certs):
+    srv = server(tls_handler(certs.server_context(), keep_alive_handler(b"never")))  # a CA nobody trusts
+    code, _, err = run_cli(capsysbinary, "--trace", srv.url("/", scheme="https"))
+    assert code == 1
+    rows = waterfall_rows(err)
+    assert "#" in rows["connect"] and "FAILED" not in rows["connect"]
+    assert "FAILED: TLSError: " in rows["TLS"] and "certificate verify failed" in rows["TLS"]
+    assert_not_reached(rows, "request written", "first byte", "body done")
+    assert "CA certificates loaded" in rows["TLS setup"]
+
+
+def test_trace_of_a_timeout_shows_the_phase_running_until_the_deadline(capsysbinary, server):
+    def silent(conn):
+        conn.read_request()
+        conn.wait_closed()  # never answers; returns when the client gives up
+
+    srv = server(silent)
+    code, _, err = run_cli(capsysbinary, "--trace", "--timeout", "0.5", srv.url("/slow"))
+    assert code == 1
+    rows = waterfall_rows(err)
+    assert "FAILED" not in rows["connect"] and "FAILED" not in rows["request written"]
+    waited = rows["first byte"]
+    assert "#" in waited and "TIMED OUT: DeadlineExceeded: context deadline exceeded" in waited
+    assert_not_reached(rows, "body done")
+    assert rows["total"].strip().endswith("failed")
+
+
+def test_trace_of_https_shows_the_tls_version_and_the_status_line(capsysbinary, server, certs, tmp_path, monkeypatch):
+    ca_file = tmp_path / "ca.pem"
+    certs.ca.cert_pem.write_to_path(str(ca_file))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))  # read when the default TLS settings are made
+    srv = server(tls_handler(certs.server_context(), keep_alive_handler(b"secure")))
+    code, out, err = run_cli(capsysbinary, "--trace", srv.url("/", scheme="https"))
+    assert (code, out) == (0, b"secure"), err
+    rows = waterfall_rows(err)
+    assert rows["TLS"].rstrip().endswith("| TLSv1.3"), rows["TLS"]
+    assert rows["first byte"].rstrip().endswith("| HTTP/1.1 200 OK")
+    assert rows["body done"].rstrip().endswith("| 6 bytes")
+    assert all("#" in rows[phase] for phase in ("connect", "TLS", "request written", "first byte", "body done"))
+    assert "(IP address, no lookup)" in rows["DNS"] and not rows["total"].strip().endswith("failed")
+
+
+def test_trace_of_http_shows_the_status_line_and_no_tls(capsysbinary, server):
+    srv = server(lambda conn: [conn.send(respond(404, b"missing", reason="Not Found")) for _ in conn.requests()])
+    code, _, err = run_cli(capsysbinary, "--trace", srv.url("/"))
+    assert code == 0
+    rows = waterfall_rows(err)
+    assert rows["first byte"].rstrip().endswith("| HTTP/1.1 404 Not Found")
+    assert "(not https)" in rows["TLS"] and "TLS setup" not in rows
+    assert not rows["total"].strip().endswith("failed")
+
+
+def test_trace_labels_the_time_between_phases_as_waiting():
+    ticks = iter([0.0, 0.010, 0.011, 0.050, 0.052, 0.060, 0.070])  # a clock the test sets
+    waterfall = _Waterfall(clock=lambda: next(ticks))
+    waterfall.start()  # 0.000
+    trace = waterfall.trace()
+    trace.connect_start(("127.0.0.1", 80))  # 0.010 (10 ms after the start)
+    trace.connect_done(("127.0.0.1", 80), None)  # 0.011
+    trace.got_conn(GotConnInfo(False, False, 0.0))  # 0.050 (39 ms after the connect)
+    trace.wrote_request(None)  # 0.052, when the first byte phase starts
+    trace.got_first_response_byte()  # 0.060 (7 ms for the answer)
+    waterfall.fail(roundtrip.IncompleteBody("cut short"))  # 0.070
+    stream = io.StringIO()
+    waterfall.print(stream, "GET", "http://127.0.0.1/")
+    lines = stream.getvalue().splitlines()
+    labels = [line[2:18].strip() for line in lines[2:]]
+    assert labels == ["DNS", "(waiting)", "connect", "TLS", "(waiting)", "request written", "first byte", "body done", "total"]
+    assert "FAILED: IncompleteBody: cut short" in lines[-2]
+    waiting = lines[6]
+    assert "39.000ms" in waiting and set(waiting.split("|")[1]) == {" ", "."}  # drawn, in its own mark
+
+
+def test_trace_of_a_body_cut_short_marks_the_body_failed(capsysbinary, server):
+    srv = server(body_cut_short)
+    code, out, err = run_cli(capsysbinary, "--trace", srv.url("/"))
+    assert (code, out) == (1, b"abc")
+    rows = waterfall_rows(err)
+    assert rows["first byte"].rstrip().endswith("| HTTP/1.1 200 OK")
+    assert "FAILED: IncompleteBody: " in rows["body done"]
+
+
+def test_trace_of_a_retried_request_draws_the_earlier_attempt_as_one_row():
+    ticks = iter([0.0, 0.001, 0.002, 0.003, 0.020, 0.021, 0.022, 0.023, 0.030, 0.031])
+    waterfall = _Waterfall(clock=lambda: next(ticks))
+    waterfall.start()
+    trace = waterfall.trace()
+    trace.got_conn(GotConnInfo(True, True, 1.0))  # a kept-alive connection...
+    trace.wrote_request(None)
+    trace.retried("server_closed_idle", 1)  # ...that the server had closed
+    trace.connect_start(("127.0.0.1", 80))
+    trace.connect_done(("127.0.0.1", 80), None)
+    trace.got_conn(GotConnInfo(False, False, 0.0))
+    trace.wrote_request(None)
+    trace.got_first_response_byte()
+    waterfall.body_done(2)
+    stream = io.StringIO()
+    waterfall.print(stream, "GET", "http://127.0.0.1/")
+    rows = waterfall_rows(stream.getvalue())
+    assert "retried: server_closed_idle" in rows["attempt 1"] and "#" in rows["attempt 1"]
+    assert "#" in rows["connect"] and "(not https)" in rows["TLS"]
+    assert not rows["total"].strip().endswith("failed")
 
 
 def test_connect_failure_exits_1_with_one_line(capsysbinary):
