@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
-import ssl
 import sys
 import time
 from typing import Any, BinaryIO, Callable, Optional, Sequence, TextIO
@@ -118,8 +117,7 @@ def _fetch(argv: list[str], stdout: Optional[BinaryIO] = None, stderr: Optional[
     )
     if waterfall is not None:
         waterfall.start()
-    https = opts.url[:8].lower() == "https://"
-    transport = roundtrip.Transport(ssl_context=waterfall.tls_context() if waterfall is not None and https else None)
+    transport = roundtrip.Transport()
     received = 0
     try:
         with transport.round_trip(request) as resp:
@@ -174,7 +172,6 @@ class _Waterfall:
     """
 
     PHASES = ("DNS", "connect", "TLS", "request written", "first byte", "body done")
-    SETUP = "TLS setup"  # before the first attempt, and drawn only when it happened
     _WIDTH = 32  # characters of the bar
     _GAP = 0.001  # seconds between phases worth a row of their own
 
@@ -190,7 +187,6 @@ class _Waterfall:
         self.attempts: list[tuple[float, float, str]] = []  # earlier attempts: start, end, why retried
         self.reused = False
         self.failed = False
-        self.tls_version: Optional[str] = None
 
     def start(self) -> None:
         self.t0 = self.clock()
@@ -239,11 +235,11 @@ class _Waterfall:
 
         def tls_handshake_done(error: Optional[BaseException]) -> None:
             self._finish("TLS", error)
-            if error is None and self.tls_version:
-                self.notes["TLS"] = self.tls_version
 
         def got_conn(info: Any) -> None:
             self.reused = bool(info.reused)
+            if info.tls_version and not info.reused:
+                self.notes["TLS"] = info.tls_version
             self._begin("request written")
 
         def wrote_request(error: Optional[BaseException]) -> None:
@@ -276,31 +272,6 @@ class _Waterfall:
             retried=retried,
         )
 
-    def tls_context(self) -> ssl.SSLContext:
-        """The transport's default TLS settings (system CAs, verification on), with sockets
-        that tell this trace the TLS version they negotiated: the trace hooks do not carry it."""
-        waterfall = self
-
-        class _Socket(ssl.SSLSocket):
-            def do_handshake(self, block: bool = False) -> None:
-                super().do_handshake(block)
-                waterfall.tls_version = self.version()
-
-        class _Object(ssl.SSLObject):  # TLS inside a TLS tunnel (an https proxy)
-            def do_handshake(self) -> None:
-                super().do_handshake()
-                waterfall.tls_version = self.version()
-
-        # Loading the CA certificates takes a while: the transport does it when it first needs
-        # TLS, and here it is a phase of its own.
-        self._begin(self.SETUP)
-        context = ssl.create_default_context()
-        context.sslsocket_class = _Socket
-        context.sslobject_class = _Object
-        self._finish(self.SETUP)
-        self.notes[self.SETUP] = "CA certificates loaded"
-        return context
-
     def response(self, resp: Any) -> None:
         self.notes["first byte"] = f"{resp.http_version} {resp.status_code} {resp.reason}".rstrip()
 
@@ -317,7 +288,7 @@ class _Waterfall:
             self._finish(phase, error, self.end)
 
     def _attempt_start(self) -> float:
-        return self.attempts[-1][1] if self.attempts else self.ended.get(self.SETUP, self.t0)
+        return self.attempts[-1][1] if self.attempts else self.t0
 
     def _skipped(self, phase: str, url: str) -> str:
         """Why a phase that did not happen did not."""
@@ -335,8 +306,6 @@ class _Waterfall:
     def _rows(self, url: str) -> list["tuple[str, Optional[float], Optional[float], str]"]:
         """``(label, start, end, note)`` in time order, waiting between phases included."""
         rows: list[tuple[str, Optional[float], Optional[float], str]] = []
-        if self.SETUP in self.ended:
-            rows.append((self.SETUP, self.started[self.SETUP], self.ended[self.SETUP], self.notes[self.SETUP]))
         for number, (tried, given_up, reason) in enumerate(self.attempts, 1):
             rows.append((f"attempt {number}", tried, given_up, f"retried: {reason}"))
         last = self._attempt_start()
@@ -347,7 +316,9 @@ class _Waterfall:
             begun = self.started[phase]
             ended = self.ended.get(phase)
             if begun - last >= self._GAP:
-                rows.append(("(waiting)", last, begun, ""))
+                # Before the handshake the transport sets TLS up (loading CA certificates
+                # the first time); elsewhere the time is spent waiting.
+                rows.append(("(waiting)", last, begun, "TLS setup" if phase == "TLS" else ""))
             if ended is None:  # still running when the trace was drawn
                 rows.append((phase, begun, None, "(did not finish)"))
                 continue

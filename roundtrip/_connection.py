@@ -221,13 +221,13 @@ def _failure_reason(conn: Connection) -> Optional[str]:
     return retry_reason(conn.bytes_written, conn.write_failed, conn.got_response_byte)
 
 
-def response_facts(http_version: str, fields: list[tuple[str, str]]) -> tuple[bool, bool]:
-    """``(keeps_alive, gzipped)`` in one pass over the fields (Go's ``shouldClose`` and its
-    gzip check).
+def response_facts(http_version: str, fields: list[tuple[str, str]]) -> tuple[bool, bool, bool]:
+    """``(keeps_alive, gzipped, has_length)`` in one pass over the fields (Go's ``shouldClose``,
+    its gzip check, and whether a Content-Length field is there).
 
     RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive".
     """
-    close = keep_alive = False
+    close = keep_alive = has_length = False
     encoding = None
     for field, value in fields:
         size = len(field)  # cheaper than lowering every name
@@ -237,7 +237,9 @@ def response_facts(http_version: str, fields: list[tuple[str, str]]) -> tuple[bo
             keep_alive = keep_alive or "keep-alive" in tokens
         elif size == 16 and encoding is None and field.lower() == "content-encoding":
             encoding = value.strip().lower()  # Go: EqualFold(Header.Get(...), "gzip")
-    return not close and (http_version == "HTTP/1.1" or keep_alive), encoding == "gzip"
+        elif size == 14 and field.lower() == "content-length":
+            has_length = True
+    return not close and (http_version == "HTTP/1.1" or keep_alive), encoding == "gzip", has_length
 
 
 def exchange(conn: Connection, prepared: Any, finish: Callable[[Connection, bool], None]) -> Response:
@@ -287,25 +289,28 @@ _CONTINUE: Any = object()
 
 
 def _head_events(conn: Connection, parser: Any, awaiting_continue: bool) -> Any:
-    """The next final response head the parser has, ``_CONTINUE``, or None (more bytes needed).
-
-    1xx heads (RFC 9110 §15.2) are reported and skipped; 101 is final (Go's readResponse).
-    """
-    trace = conn.trace
+    """The next final response head the parser has, ``_CONTINUE``, or None (more bytes needed)."""
     while True:
         event = parser.next_event()
         if event is None:
             return None
-        status = event.status_code
-        if status >= 200 or status == 101:
+        if event.status_code >= 200 or event.status_code == 101:
             return event
-        if trace is not None:
-            if status == 100 and awaiting_continue and trace.got_100_continue is not None:
-                trace.got_100_continue()
-            if trace.got_1xx_response is not None:
-                trace.got_1xx_response(status, Headers._from_list(event.headers))
-        if status == 100 and awaiting_continue:
+        if _informational(conn, event, awaiting_continue):
             return _CONTINUE
+
+
+def _informational(conn: Connection, event: Any, awaiting_continue: bool) -> bool:
+    """Report a 1xx head (RFC 9110 §15.2; 101 is final, Go's readResponse); True when it is
+    the 100 a request waiting for continue was waiting for."""
+    status = event.status_code
+    trace = conn.trace
+    if trace is not None:
+        if status == 100 and awaiting_continue and trace.got_100_continue is not None:
+            trace.got_100_continue()
+        if trace.got_1xx_response is not None:
+            trace.got_1xx_response(status, Headers._from_list(event.headers))
+    return status == 100 and awaiting_continue
 
 
 def _receive(conn: Connection, parser: Any) -> None:
@@ -326,11 +331,15 @@ def _receive(conn: Connection, parser: Any) -> None:
 
 
 def _read_head(conn: Connection, parser: Any, awaiting_continue: bool = False) -> Any:
+    """Receive until the parser has a final head (or ``_CONTINUE``)."""
     while True:
-        head = _head_events(conn, parser, awaiting_continue)
-        if head is not None:
-            return head
-        _receive(conn, parser)
+        event = parser.next_event()
+        if event is None:
+            _receive(conn, parser)
+        elif event.status_code >= 200 or event.status_code == 101:
+            return event
+        elif _informational(conn, event, awaiting_continue):
+            return _CONTINUE
 
 
 def _write_request(conn: Connection, prepared: Any, parser: Any) -> Any:
@@ -361,7 +370,7 @@ def _write_request(conn: Connection, prepared: Any, parser: Any) -> Any:
                 prepared.close_after = True  # the body never went: the connection is out of step
                 return answer
         elif answer is not None:
-            keeps_alive, _ = response_facts(answer.http_version, answer.headers)
+            keeps_alive = response_facts(answer.http_version, answer.headers)[0]
             if not keeps_alive or prepared.wants_close:
                 # A final answer on a connection that will close: the body is never sent
                 # (Go's readResponse closes continueCh).
@@ -455,7 +464,7 @@ def _await_final_head(conn: Connection, prepared: Any, parser: Any) -> Any:
 
 def _response(conn: Connection, prepared: Any, parser: Any, head: Any, finish: Callable[[Connection, bool], None]) -> Response:
     fields = head.headers
-    keeps_alive, gzipped = response_facts(head.http_version, fields)
+    keeps_alive, gzipped, has_length = response_facts(head.http_version, fields)
     reusable = not prepared.close_after and head.status_code != 101 and keeps_alive
     length = head.body_length
     response = Response.__new__(Response)
@@ -471,10 +480,11 @@ def _response(conn: Connection, prepared: Any, parser: Any, head: Any, finish: C
         finish(conn, reusable)
 
     if length == CHUNKED:
-        # RFC 9112 §6.3: chunked framing overrides Content-Length, which then says nothing
-        # true about the body (Go's fixLength deletes it); a caller forwarding the headers
-        # must not forward it.
-        fields = [field for field in fields if field[0].lower() != "content-length"]
+        if has_length:
+            # RFC 9112 §6.3: chunked framing overrides Content-Length, which then says
+            # nothing true about the body (Go's fixLength deletes it); a caller forwarding
+            # the headers must not forward it.
+            fields = [field for field in fields if field[0].lower() != "content-length"]
         body: Any = ChunkedBody(conn, done, parser, response.trailers, reusable)
         response.content_length = None
     else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+from functools import partial
 from typing import Any, Optional, Protocol
 
 from . import _speedups
@@ -53,40 +54,24 @@ class Stream(Protocol):
 
     def close(self) -> None: ...
 
+    def tls_version(self) -> Optional[str]:
+        """The negotiated TLS version ("TLSv1.3"), or None on plain TCP."""
 
-class SocketStream:
-    """Plain TCP: every readable byte is the server's."""
 
-    __slots__ = ("sock", "fd", "plain", "_poll_readable", "_send_nowait")
+class _StreamBase:
+    __slots__ = ("sock", "fd", "plain", "_poll_readable")
 
     def __init__(self, sock: socket.socket) -> None:
-        impl = _speedups.impl
         self.sock = sock
         self.fd = sock.fileno()
-        # A socket of the socket module's own class may be written without its wrapper; a
-        # custom dial's subclass keeps its own send.
-        self.plain = type(sock) is socket.socket
-        self._poll_readable = impl.poll_readable
-        self._send_nowait = impl.send_nowait
-
-    def recv_into(self, view: Any) -> int:
-        return self.sock.recv_into(view)
-
-    def send(self, data: Any) -> int:
-        return self.sock.send(data)
-
-    def send_nowait(self, data: Any) -> int:
-        if not self.plain:
-            return self.sock.send(data)
-        return self._send_nowait(self.sock, data)  # type: ignore[no-any-return]
+        self._poll_readable = _speedups.impl.poll_readable
+        self.plain = False
 
     def settimeout(self, timeout: Optional[float]) -> None:
         self.sock.settimeout(timeout)
 
     def readable(self) -> bool:
         return self._poll_readable(self.fd)  # type: ignore[no-any-return]
-
-    response_waiting = readable
 
     def abort(self) -> None:
         try:
@@ -97,8 +82,31 @@ class SocketStream:
     def close(self) -> None:
         self.sock.close()
 
+    def tls_version(self) -> Optional[str]:
+        """The negotiated TLS version ("TLSv1.3"), or None on plain TCP."""
+        return None
 
-class TLSStream(SocketStream):
+
+class SocketStream(_StreamBase):
+    """Plain TCP: every readable byte is the server's. Reads and writes are the socket's own
+    (C) methods, with no Python layer in between."""
+
+    __slots__ = ("recv_into", "send", "send_nowait")
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(sock)
+        self.recv_into = sock.recv_into
+        self.send = sock.send
+        # A socket of the socket module's own class may be written without its wrapper; a
+        # custom dial's subclass keeps its own send.
+        self.plain = type(sock) is socket.socket
+        self.send_nowait = partial(_speedups.impl.send_nowait, sock) if self.plain else sock.send
+
+    def response_waiting(self) -> bool:
+        return self._poll_readable(self.fd)  # type: ignore[no-any-return]
+
+
+class TLSStream(_StreamBase):
     """TLS over the socket: an ``ssl.SSLSocket``, or the in-memory layers of TLS inside a
     proxy's TLS tunnel (anything with the socket's ``recv``/``recv_into``/``send``)."""
 
@@ -106,7 +114,6 @@ class TLSStream(SocketStream):
 
     def __init__(self, sock: socket.socket) -> None:
         super().__init__(sock)
-        self.plain = False
         self._prefetched: Optional[bytes] = None  # plaintext read by response_waiting
 
     def recv_into(self, view: Any) -> int:
@@ -118,6 +125,14 @@ class TLSStream(SocketStream):
         # b"" (the server closed) is handed out as EOF once; the socket says EOF after that.
         self._prefetched = data[count:] or None
         return count
+
+    def send(self, data: Any) -> int:
+        return self.sock.send(data)
+
+    send_nowait = send
+
+    def tls_version(self) -> Optional[str]:
+        return self.sock.version()  # type: ignore[attr-defined, no-any-return]
 
     def response_waiting(self) -> bool:
         if self._prefetched is not None:

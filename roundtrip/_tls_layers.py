@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import ssl
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from ._dial import _TICK, Abandoned, Post
 from ._errors import Error, TLSError, TLSHandshakeTimeout
@@ -121,6 +121,10 @@ class _TLSLayers(socket.socket):
     def sendall(self, data: Any, flags: int = 0) -> None:  # type: ignore[override]
         self.send(data, flags)
         self._flush()
+
+    def version(self) -> Optional[str]:
+        """The TLS version of the innermost layer (the origin's), like ``SSLSocket.version``."""
+        return self._layers[-1][0].version() if self._layers else None
 
     def pending(self) -> int:
         return self._layers[-1][0].pending() if self._layers else 0

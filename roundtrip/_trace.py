@@ -83,12 +83,18 @@ class Trace:
 class GotConnInfo:
     """What ``Trace.got_conn`` learns about the connection a request got."""
 
-    __slots__ = ("reused", "was_idle", "idle_time")
+    __slots__ = ("reused", "was_idle", "idle_time", "tls_version")
 
-    def __init__(self, reused: bool, was_idle: bool, idle_time: float) -> None:
+    def __init__(self, reused: bool, was_idle: bool, idle_time: float, tls_version: Optional[str] = None) -> None:
         self.reused = reused
         self.was_idle = was_idle
         self.idle_time = idle_time
+        #: The TLS version the connection negotiated with the origin ("TLSv1.3"), or None
+        #: for plain HTTP (Go hands the whole ``tls.ConnectionState`` to ``TLSHandshakeDone``).
+        self.tls_version = tls_version
 
     def __repr__(self) -> str:
-        return f"GotConnInfo(reused={self.reused}, was_idle={self.was_idle}, idle_time={self.idle_time:.6f})"
+        return (
+            f"GotConnInfo(reused={self.reused}, was_idle={self.was_idle}, idle_time={self.idle_time:.6f}, "
+            f"tls_version={self.tls_version!r})"
+        )

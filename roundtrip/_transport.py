@@ -405,12 +405,12 @@ class Transport:
                 pool.discard(conn)
                 continue
             if trace is not None and trace.got_conn is not None:
-                self._got_conn(trace, conn, GotConnInfo(True, True, time.monotonic() - conn.idle_since))
+                self._got_conn(trace, conn, GotConnInfo(True, True, time.monotonic() - conn.idle_since, conn.stream.tls_version()))
             return conn
         want = pool.want(key, lambda want: self._dial(prepared, want))
         conn = self._await(want, prepared)
         if trace is not None and trace.got_conn is not None:
-            self._got_conn(trace, conn, GotConnInfo(conn.reused, False, 0.0))
+            self._got_conn(trace, conn, GotConnInfo(conn.reused, False, 0.0, conn.stream.tls_version()))
         return conn
 
     def _got_conn(self, trace: Any, conn: Connection, info: GotConnInfo) -> None:

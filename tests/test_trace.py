@@ -15,7 +15,7 @@ import pytest
 import roundtrip
 from roundtrip import Request, Trace
 
-from servers import ClientGone, ScriptedConnection, respond
+from servers import ClientGone, ScriptedConnection, keep_alive_handler, respond
 
 HOOK_NAMES = (
     "get_conn",
@@ -391,3 +391,17 @@ def test_put_idle_conn_only_when_the_connection_could_be_kept(make_transport, se
             assert resp.read() == b"x" * 100
     assert "put_idle_conn" not in rec.names, rec.calls
     assert transport.pool_stats()["total"]["idle"] == 0
+
+
+def test_got_conn_tells_the_tls_version_of_the_connection(make_transport, server, certs):
+    from proxies import tls_handler
+
+    infos: list = []
+    trace = roundtrip.Trace(got_conn=infos.append)
+    plain = server(keep_alive_handler(b"plain"))
+    secure = server(tls_handler(certs.server_context(), keep_alive_handler(b"secure")))
+    t = make_transport(ssl_context=certs.client_context())
+    for url in (plain.url("/"), secure.url("/", scheme="https"), secure.url("/again", scheme="https")):
+        with t.round_trip(roundtrip.Request("GET", url, trace=trace)) as resp:
+            resp.read()
+    assert [(info.reused, info.tls_version) for info in infos] == [(False, None), (False, "TLSv1.3"), (True, "TLSv1.3")]
