@@ -1,4 +1,4 @@
-"""``python -m roundtrip``: the ``roundtrip`` command (SPEC §7)."""
+"""``python -m roundtrip``: the ``roundtrip`` command."""
 
 import sys
 

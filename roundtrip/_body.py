@@ -104,7 +104,7 @@ def _file_size(body: Any) -> Optional[int]:
 
 
 def plan_body(method: str, body: Any, declared_length: Optional[int]) -> Optional[OutgoingBody]:
-    """Decide the framing of ``body`` (SPEC §1 ``Request``); ``None`` means no body and no
+    """Decide the framing of ``body`` (the rules of ``Request``'s ``body``); ``None`` means no body and no
     framing header. ``declared_length`` is the caller's Content-Length, used for bodies
     whose size cannot be known otherwise."""
     if body is None:
@@ -140,7 +140,7 @@ class _WireBody:
         self._conn = conn
         self._finish = finish
         self._done = False
-        # What an error raised while reading reports (SPEC §4): the attempt's facts.
+        # What an error raised while reading reports (conn_reused, bytes_written): the attempt's facts.
         self.conn_reused: bool = conn.reused
         self.bytes_written: int = conn.bytes_written
 

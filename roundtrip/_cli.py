@@ -1,4 +1,4 @@
-"""The ``roundtrip`` command (SPEC §7).
+"""The ``roundtrip`` command.
 
 ``roundtrip URL [-X METHOD] [-H "Name: value"]... [-d DATA | --data-file PATH] [-i] [--trace] [--timeout S]``
 sends one request and writes the response body to stdout as it arrives, adding nothing;

@@ -1,4 +1,4 @@
-"""The exception classes of the public contract (SPEC §4).
+"""Every exception class roundtrip raises.
 
 Every error raised by a round trip carries ``conn_reused`` and ``bytes_written`` so that a
 caller can decide for itself whether a manual retry is safe.
@@ -42,7 +42,8 @@ class Error(Exception):
 
 
 class InvalidRequest(Error, ValueError):
-    """The request failed validation; nothing was dialed or sent (SPEC §2)."""
+    """The request failed validation before any I/O: its method, a header name or value,
+    its URL (scheme, host, port, control characters) or its body; nothing was dialed or sent."""
 
 
 class ConnectError(Error):

@@ -142,7 +142,7 @@ class Pool:
     def abandon(self, want: Want, close: bool = False) -> None:
         """The want's caller gave up (cancel, deadline, or an error of its own). A connection
         delivered meanwhile goes back to the pool, or is closed when ``close`` is set (a trace
-        hook raised: SPEC closes the connection then)."""
+        hook raised: the connection is closed then)."""
         with self._lock:
             if self.orphans:
                 self._settle_orphans()
@@ -184,7 +184,7 @@ class Pool:
                 host.active += 1
                 spare = True
             elif conn is not None:
-                # SPEC: a cancelled request's connection is closed, not pooled.
+                # A cancelled request's late dial is closed, not pooled (unlike Go, which keeps it).
                 to_close = conn
             if conn is None or to_close is not None:
                 starts = self._dials_for_waiters(want.key, host)
@@ -281,7 +281,7 @@ class Pool:
         self.close_idle()
 
     def stats(self) -> dict[str, dict[str, int]]:
-        """SPEC's ``pool_stats()``: counts per key with anything non-zero, and a total."""
+        """``Transport.pool_stats()``: counts per key with anything non-zero, and a total."""
         result: dict[str, dict[str, int]] = {}
         total = {"idle": 0, "active": 0, "dialing": 0, "waiting": 0}
         with self._lock:

@@ -61,7 +61,7 @@ _READ_SIZE = 65536
 
 
 class _ProxyKey(str):
-    """A pool key for a proxied route. Its text is SPEC's ``"scheme://host:port via PROXY"``,
+    """A pool key for a proxied route. Its text is ``"scheme://host:port via PROXY"``,
     credentials removed; as a key it also compares the credentials, so that a connection opened
     with one set of credentials is never handed to a request made with another (Go keys its
     connections by the whole proxy URL). Against a plain ``str`` it compares as its text, so
@@ -168,7 +168,7 @@ def _proxy_route(target: Target, proxy: ProxyURL) -> Route:
     route.proxy = proxy
     if target.scheme == "http" and proxy.scheme in ("http", "https"):
         # Go's connectMethod.key leaves the target out here: one connection to the proxy
-        # carries absolute-form requests for any origin. In SPEC's key format the connection's
+        # carries absolute-form requests for any origin. In the key's text the connection's
         # HTTP peer, the proxy, stands where the origin would.
         bracketed = f"[{proxy.host}]" if ":" in proxy.host else proxy.host
         text = f"http://{bracketed}:{proxy.port} via {proxy.display}"

@@ -1,4 +1,7 @@
-"""Choose the compiled hot paths or their pure-Python twin, once, at import (SPEC §5)."""
+"""Choose the compiled hot paths or their pure-Python twin, once, at import.
+
+``ROUNDTRIP_NO_EXTENSIONS`` forces pure Python; ``ROUNDTRIP_REQUIRE_EXTENSIONS`` makes a missing
+compiled module an ``ImportError``. ``IMPLEMENTATION`` is ``"c"`` or ``"py"``."""
 
 from __future__ import annotations
 

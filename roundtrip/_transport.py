@@ -32,7 +32,19 @@ _HTTP_SCHEMES = ("http", "https")
 # RFC 9110 §9.2.2: methods whose requests may be replayed (Go's isReplayable).
 _IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "TRACE"))
 _COMMON_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"))
-_UNSET: Any = object()
+
+
+class _FromEnvironment:
+    """The default of ``Transport(proxy=...)``: proxies from the environment, exactly as
+    passing ``roundtrip.proxy_from_environment`` does; its repr says so in ``help()``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "roundtrip.proxy_from_environment"
+
+
+_UNSET: Any = _FromEnvironment()
 
 
 @runtime_checkable
@@ -127,8 +139,39 @@ def _check_timeout(name: str, value: Optional[float]) -> Optional[float]:
 class Transport:
     """A thread-safe HTTP/1.1 round tripper with a keep-alive pool; share one per process.
 
-    Every option is keyword-only; see SPEC §1 for their meaning. ``max_idle_conns_per_host=0``
-    means the default (16), as in Go, and a negative value keeps no idle connections.
+    It sends one request and returns one response: no redirects, cookies or auth, and a 4xx
+    or 5xx is a response, not an error. Every option is keyword-only; times are seconds, and
+    ``None`` means no limit.
+
+    Args:
+        max_idle_conns: idle connections kept across all hosts (Go's ``MaxIdleConns``); 0 means
+            no limit; the connection idle the longest is closed first.
+        max_idle_conns_per_host: idle connections kept per pool key; 0 means the default (16),
+            a negative value keeps none.
+        max_conns_per_host: dialing, active and idle connections per pool key; 0 means no
+            limit; over it, requests wait in FIFO order.
+        idle_conn_timeout: how long an idle connection is kept before it is closed.
+        connect_timeout: time for the TCP connect to each address tried (``ConnectTimeout``).
+        tls_handshake_timeout: time for the TLS handshake (``TLSHandshakeTimeout``).
+        response_header_timeout: time from the request fully written to the response head
+            (``ResponseHeaderTimeout``).
+        expect_continue_timeout: with ``Expect: 100-continue``, how long to wait for 100
+            before sending the body anyway.
+        max_response_header_bytes: bound on a response head, counted across 1xx responses;
+            also bounds chunk-size lines and trailers (``HeaderTooLarge``).
+        disable_keep_alives: send ``Connection: close`` and never reuse a connection.
+        disable_compression: do not send ``Accept-Encoding: gzip`` nor decode gzip bodies.
+        proxy: ``callable(Request) -> str or None`` giving the proxy URL (``http://``,
+            ``https://``, ``socks5://``, ``socks5h://``) or None for direct; ``None`` means never
+            use a proxy. The default, ``roundtrip.proxy_from_environment``, reads HTTP_PROXY,
+            HTTPS_PROXY and NO_PROXY once, now, and never proxies loopback addresses.
+        ssl_context: the ``ssl.SSLContext`` for https; ``None`` means the system's CAs with
+            verification on.
+        dial: ``callable(host, port, timeout) -> socket.socket`` to open connections instead
+            of the built-in dialer; it cannot be interrupted by a cancel or deadline.
+
+    Raises:
+        ValueError: a negative time or a ``max_response_header_bytes`` below 1.
     """
 
     def __init__(
@@ -185,8 +228,9 @@ class Transport:
         """Send ``request`` and return its response (the body still to be read).
 
         Raises ``InvalidRequest`` before any I/O for a bad request, ``TransportClosed`` after
-        ``close()``, and the other ``roundtrip.Error`` classes of SPEC §4 for what goes wrong
-        on the way; a 4xx or 5xx is a response, not an error.
+        ``close()``, and the other ``roundtrip.Error`` classes for what goes wrong on the way
+        (connecting, timeouts, cancellation, a malformed response); a 4xx or 5xx is a
+        response, not an error.
         """
         if self._closed:
             raise TransportClosed("transport is closed")

@@ -1,4 +1,4 @@
-"""Splitting request URLs into what the wire and the pool need, with SPEC §2's checks.
+"""Splitting request URLs into what the wire and the pool need, checked before any I/O.
 
 ``urllib.parse`` silently strips tabs and newlines from URLs; a transport must refuse them
 instead, so the split is done here.
@@ -18,7 +18,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
 _scheme_re = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
-# SPEC §2: control characters (tab, CR and LF included) and spaces are refused, never stripped.
+# Control characters (tab, CR and LF included) and spaces are refused, never stripped.
 _bad_char_re = re.compile(r"[\x00-\x20\x7f]")
 # RFC 3986 §3.2.2 IP-literal, with an RFC 6874 zone: hex digits, colons, dots, "%" and zone chars.
 _ipv6_re = re.compile(r"[0-9A-Fa-f:.]+(%25[A-Za-z0-9\-._~%]+|%[A-Za-z0-9\-._~]+)?")

@@ -205,7 +205,7 @@ class RawClient(Client):
 
 
 class RoundtripClient(Client):
-    """One shared ``roundtrip.Transport``, used as SPEC §1 shows."""
+    """One shared ``roundtrip.Transport``, used as its documentation shows."""
 
     def __init__(self, host: str, port: int, **options: Any) -> None:
         super().__init__(host, port, **options)

@@ -1,6 +1,6 @@
 """One benchmark process: build one client, run the scenarios it is given, print JSON.
 
-The parent (``runner.py``) starts ``python -m roundtrip._bench.worker SPEC`` where SPEC is a
+The parent (``runner.py``) starts ``python -m roundtrip._bench.worker JOB`` where JOB is a
 JSON object: ``client``, ``host``, ``port``, ``scenarios``, ``duration``, ``warmup``,
 ``minimum``. The answer is one JSON line on stdout: the client's version and, per scenario,
 either a measurement (requests, cpu_s, wall_s, checked) or an ``error``.

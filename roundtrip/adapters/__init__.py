@@ -1,4 +1,4 @@
-"""Drop-in adapters that put roundtrip under httpx and requests (SPEC §6).
+"""Drop-in adapters that put roundtrip under httpx and requests.
 
     import httpx, requests
     from roundtrip.adapters import HTTPXTransport, RequestsAdapter
