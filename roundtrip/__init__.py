@@ -35,7 +35,7 @@ from ._speedups import IMPLEMENTATION
 from ._trace import Trace
 from ._transport import RoundTripper, Transport
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = (
     "IMPLEMENTATION",

@@ -18,9 +18,10 @@ from ._errors import Cancelled, DeadlineExceeded, Error, ProtocolError, Response
 from ._events import CHUNKED, UNTIL_CLOSE
 from ._headers import Headers
 from ._models import Response
+from ._retry import retry_reason
 from ._streams import Stream
 
-__all__ = ("Connection", "AttemptFailed", "exchange", "retry_reason")
+__all__ = ("Connection", "AttemptFailed", "exchange", "response_facts")
 
 _BUFFER_SIZE = 65536
 # Bodies up to this size go out in the same send as the head.
@@ -182,39 +183,14 @@ def _timeout_message(kind: type[Timeout]) -> str:
 class AttemptFailed(Exception):
     """One attempt failed; ``error`` is what the caller sees if it is not retried.
 
-    ``retry_reason`` is Go's classification (``retry_reason``), or ``None`` when no retry
-    rule applies.
+    ``retry_reason`` is Go's classification (``_retry.retry_reason``), or ``None`` when no
+    retry rule applies.
     """
 
     def __init__(self, error: BaseException, retry_reason: Optional[str]) -> None:
         super().__init__(error)
         self.error = error
         self.retry_reason = retry_reason
-
-
-def retry_reason(bytes_written: int, write_failed: bool, got_response_byte: bool) -> Optional[str]:
-    """Why an attempt that failed on its connection may be retried, as Go's
-    ``persistConn.mapRoundTripError`` classifies it; ``None`` when no retry rule applies.
-
-    - ``"nothing_written"``: no byte of the request reached the connection (Go's
-      ``nothingWrittenError``); any request whose body can be replayed may go again.
-    - ``"read_from_server_failed"``: the request was written and the first read of the
-      response failed (EOF or an error) before any response byte (Go's
-      ``transportReadFromServerError``).
-    - A write that failed part-way, or a failure after a response byte arrived: ``None``.
-
-    Go's third reason, ``"server_closed_idle"`` (``errServerClosedIdle``), is for a
-    connection the request was given and that then turned out to have been closed while
-    idle. Here the check for that is made in the same step that hands an idle connection
-    out, and a closed one is replaced before any attempt, so no attempt fails that way.
-    """
-    if got_response_byte:
-        return None
-    if bytes_written == 0:
-        return "nothing_written"
-    if write_failed:
-        return None
-    return "read_from_server_failed"
 
 
 def _failure_reason(conn: Connection) -> Optional[str]:

@@ -42,9 +42,10 @@ from ._proxy_env import (
     proxy_option,
 )
 from ._proxy_url import ProxyChooser, ProxyURL, _FixedProxy, parse_proxy_url, proxy_url
+from ._version import USER_AGENT
 from ._socks import socks5_connect
 from ._streams import SocketStream, Stream, TLSStream
-from ._tls_layers import _layer_handshake, _TLSLayers
+from ._tls_layers import _layer_handshake, _TLSLayers, tls_context
 from ._urls import Target
 
 __all__ = ("Route", "direct_route", "proxy_from_environment", "proxy_option", "proxy_url", "route_for", "ProxyURL", "NoProxy", "parse_proxy_url")
@@ -213,7 +214,7 @@ def route_for(proxy: Optional[ProxyChooser], request: Any, target: Target) -> Ro
 
 def _tls(sock: socket.socket, options: Any, server_hostname: str, post: Post, gone: Callable[[], bool]) -> ssl.SSLSocket:
     try:
-        return start_tls(sock, options.tls_context(), server_hostname, options.tls_handshake_timeout, post, gone)
+        return start_tls(sock, tls_context(options), server_hostname, options.tls_handshake_timeout, post, gone)
     except BaseException:
         sock.close()  # a no-op once the TLS socket has taken the descriptor over
         raise
@@ -288,8 +289,6 @@ def _open_tunnel(io: _HandshakeIO, target: Target, proxy: ProxyURL, options: Any
     Raises ``ProxyError`` for a non-2xx answer (with the proxy's status line), a malformed or
     oversized (``max_response_header_bytes``) response head, or a connection that ends first.
     """
-    from ._transport import USER_AGENT  # here: _transport imports this module
-
     impl = _speedups.impl
     authority = _authority(target)
     fields = [("Host", authority), ("User-Agent", USER_AGENT)]  # Go's CONNECT has one too

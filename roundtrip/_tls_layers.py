@@ -11,7 +11,17 @@ from typing import Any, Callable, Optional
 from ._dial import _TICK, Abandoned, Post
 from ._errors import Error, TLSError, TLSHandshakeTimeout
 
-__all__ = ("_TLSLayers", "_layer_handshake")
+__all__ = ("_TLSLayers", "_layer_handshake", "tls_context")
+
+
+def tls_context(options: Any) -> ssl.SSLContext:
+    """The Transport's ``ssl_context``, or the system's settings with verification on (made
+    once per Transport, when first needed)."""
+    if options.ssl_context is not None:
+        return options.ssl_context  # type: ignore[no-any-return]
+    if options.default_tls is None:
+        options.default_tls = ssl.create_default_context()
+    return options.default_tls  # type: ignore[no-any-return]
 
 
 _READ_SIZE = 65536
@@ -134,7 +144,7 @@ def _layer_handshake(layers: _TLSLayers, options: Any, server_hostname: str, pos
     """A TLS handshake on a new innermost layer, with ``start_tls``'s events, timeout and errors."""
     post("tls_handshake_start")
     try:
-        layers.add_layer(options.tls_context(), server_hostname)
+        layers.add_layer(tls_context(options), server_hostname)
     except (ssl.SSLError, ssl.CertificateError, ValueError) as exc:
         error = TLSError(f"tls: {exc}")
         post("tls_handshake_done", error)

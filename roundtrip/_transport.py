@@ -8,31 +8,25 @@ Go's ``shouldRetryRequest`` allows it.
 from __future__ import annotations
 
 import inspect
-import json
 import ssl
 import threading
 import time
 from typing import Any, Callable, Optional, Protocol, runtime_checkable
 
 from . import _speedups
-from ._body import BYTES_LIKE, plan_body
+from ._body import BYTES_LIKE
 from ._connection import AttemptFailed, Connection, exchange
 from ._dial import Abandoned
-from ._errors import Cancelled, ConnectError, DeadlineExceeded, Error, InvalidRequest, SkipAltProtocol, TransportClosed, UnrewindableBody
+from ._errors import Cancelled, ConnectError, DeadlineExceeded, Error, SkipAltProtocol, TransportClosed
 from ._models import Request, Response
+from ._options import Options, check_timeout
 from ._pool import Pool, Want
-from ._proxy import proxy_from_environment, proxy_option, route_for
+from ._prepare import PreparedRequest, check_fields, prepare, rewound_body
+from ._proxy import proxy_from_environment, proxy_option
+from ._retry import should_retry
 from ._trace import GotConnInfo
-from ._urls import split_scheme, split_target
 
 __all__ = ("Transport", "RoundTripper")
-
-USER_AGENT = "roundtrip/0.1"
-_HTTP_SCHEMES = ("http", "https")
-# RFC 9110 §9.2.2: methods whose requests may be replayed (Go's isReplayable).
-_IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "TRACE"))
-_COMMON_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"))
-
 
 class _FromEnvironment:
     """The default of ``Transport(proxy=...)``: proxies from the environment, exactly as
@@ -52,88 +46,6 @@ class RoundTripper(Protocol):
     """Anything that turns one ``Request`` into one ``Response``."""
 
     def round_trip(self, request: Request) -> Response: ...
-
-
-class _Options:
-    __slots__ = (
-        "connect_timeout",
-        "tls_handshake_timeout",
-        "response_header_timeout",
-        "expect_continue_timeout",
-        "max_response_header_bytes",
-        "disable_keep_alives",
-        "disable_compression",
-        "ssl_context",
-        "dial",
-        "_default_tls",
-    )
-
-    connect_timeout: Optional[float]
-    tls_handshake_timeout: Optional[float]
-    response_header_timeout: Optional[float]
-    expect_continue_timeout: Optional[float]
-    max_response_header_bytes: int
-    disable_keep_alives: bool
-    disable_compression: bool
-    ssl_context: Optional[ssl.SSLContext]
-    dial: Optional[Callable[..., Any]]
-    _default_tls: Optional[ssl.SSLContext]
-
-    def tls_context(self) -> ssl.SSLContext:
-        if self.ssl_context is not None:
-            return self.ssl_context
-        if self._default_tls is None:
-            self._default_tls = ssl.create_default_context()
-        return self._default_tls
-
-
-class _Prepared:
-    """A validated request, ready for the wire; shared by its attempts."""
-
-    __slots__ = (
-        "request",
-        "method",
-        "head",
-        "body",
-        "context",
-        "trace",
-        "route",
-        "options",
-        "expect_continue",
-        "gzip_requested",
-        "replayable",
-        "rewindable",
-        "close_after",
-        "wants_close",
-        "parser_class",
-        "declared_length",
-    )
-
-    request: Request
-    method: str
-    head: bytes
-    body: Any  # _body.OutgoingBody or None
-    context: Any
-    trace: Any
-    route: Any
-    options: _Options
-    expect_continue: bool
-    gzip_requested: bool
-    replayable: bool
-    rewindable: bool
-    close_after: bool
-    wants_close: bool
-    parser_class: Any
-    declared_length: Optional[int]
-
-    def new_parser(self) -> Any:
-        return self.parser_class(self.method, self.options.max_response_header_bytes)
-
-
-def _check_timeout(name: str, value: Optional[float]) -> Optional[float]:
-    if value is not None and not (isinstance(value, (int, float)) and value >= 0):
-        raise ValueError(f"{name} must be a non-negative number or None")
-    return value
 
 
 class Transport:
@@ -192,19 +104,17 @@ class Transport:
         ssl_context: Optional[ssl.SSLContext] = None,
         dial: Optional[Callable[..., Any]] = None,
     ) -> None:
-        if max_response_header_bytes < 1:
-            raise ValueError("max_response_header_bytes must be positive")
-        options = self._options = _Options()
-        options.connect_timeout = _check_timeout("connect_timeout", connect_timeout)
-        options.tls_handshake_timeout = _check_timeout("tls_handshake_timeout", tls_handshake_timeout)
-        options.response_header_timeout = _check_timeout("response_header_timeout", response_header_timeout)
-        options.expect_continue_timeout = _check_timeout("expect_continue_timeout", expect_continue_timeout)
-        options.max_response_header_bytes = max_response_header_bytes
-        options.disable_keep_alives = bool(disable_keep_alives)
-        options.disable_compression = bool(disable_compression)
-        options.ssl_context = ssl_context
-        options.dial = dial
-        options._default_tls = None
+        self._options = Options(
+            connect_timeout=connect_timeout,
+            tls_handshake_timeout=tls_handshake_timeout,
+            response_header_timeout=response_header_timeout,
+            expect_continue_timeout=expect_continue_timeout,
+            max_response_header_bytes=max_response_header_bytes,
+            disable_keep_alives=disable_keep_alives,
+            disable_compression=disable_compression,
+            ssl_context=ssl_context,
+            dial=dial,
+        )
         self._impl = _speedups.impl
         # Go: MaxIdleConnsPerHost 0 means the default, a negative value keeps none; a negative
         # MaxIdleConns keeps none either; MaxConnsPerHost <= 0 is no limit.
@@ -214,7 +124,7 @@ class Transport:
         self._pool = Pool(
             self._impl.IdleConnections(max_idle_conns, per_host),
             max_conns_per_host=max_conns_per_host,
-            idle_conn_timeout=_check_timeout("idle_conn_timeout", idle_conn_timeout),
+            idle_conn_timeout=check_timeout("idle_conn_timeout", idle_conn_timeout),
             keep_alive=not disable_keep_alives,
         )
         self._proxy = proxy_option(proxy_from_environment if proxy is _UNSET else proxy)
@@ -234,9 +144,19 @@ class Transport:
         """
         if self._closed:
             raise TransportClosed("transport is closed")
-        prepared = self._prepare(request)
-        if type(prepared) is not _Prepared:
-            return prepared  # answered by a registered round tripper
+        # Go's roundTrip: header fields first, then a registered round tripper, then the rest.
+        impl = self._impl
+        scheme, rest = check_fields(request, impl)
+        body = request.body
+        alternate = self._alternates.get(scheme)
+        if alternate is not None:
+            mark = _BodyMark(body)
+            try:
+                return alternate.round_trip(request)
+            except SkipAltProtocol:
+                if mark.touched():
+                    body = rewound_body(request)
+        prepared = prepare(request, scheme, rest, body, self._options, impl, self._proxy)
         attempt = 0
         while True:
             conn = self._get_conn(prepared)
@@ -247,9 +167,9 @@ class Transport:
                 error = failed.error
                 error.conn_reused = conn.reused  # type: ignore[attr-defined]
                 error.bytes_written = conn.bytes_written  # type: ignore[attr-defined]
-                if not self._should_retry(prepared, conn.reused, failed.retry_reason):
+                if not should_retry(conn.reused, failed.retry_reason, prepared.rewindable, prepared.replayable):
                     raise error from None
-                self._rewind(prepared)
+                prepared.rewind()
                 attempt += 1
                 trace = prepared.trace
                 if trace is not None and trace.retried is not None:
@@ -288,147 +208,9 @@ class Transport:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # -- validation and preparation ----------------------------------------------------------
-
-    def _prepare(self, request: Request) -> Any:
-        """Validate in Go's order and build the request head; no I/O happens here.
-
-        Returns the ``_Prepared`` request, or the ``Response`` of a registered round tripper.
-        """
-        url = request.url
-        if not isinstance(url, str):
-            raise InvalidRequest(f"request URL must be str, not {type(url).__name__}")
-        scheme, rest = split_scheme(url)
-        fields = request.headers._items
-        is_http = scheme in _HTTP_SCHEMES
-        impl = self._impl
-        if is_http:
-            impl.validate_header_fields(fields)
-        alternate = self._alternates.get(scheme)
-        body = request.body
-        if alternate is not None:
-            mark = _BodyMark(body)
-            try:
-                return alternate.round_trip(request)
-            except SkipAltProtocol:
-                if mark.touched():
-                    body = self._rewound_body(request)
-        if not is_http:
-            raise InvalidRequest(f"unsupported protocol scheme {json.dumps(scheme)}")
-        method = request.method
-        if not isinstance(method, str):
-            raise InvalidRequest(f"invalid method {json.dumps(str(method))}")
-        if not method:
-            method = "GET"
-        elif method not in _COMMON_METHODS:
-            impl.validate_method(method)
-        target = split_target(scheme, rest)
-        route = route_for(self._proxy, request, target)
-        options = self._options
-
-        prepared = _Prepared()
-        prepared.request = request
-        prepared.method = method
-        prepared.context = request.context
-        prepared.trace = request.trace
-        prepared.route = route
-        prepared.options = options
-        prepared.parser_class = impl.ResponseParser
-        prepared.close_after = False
-
-        host = target.authority
-        wire: list[tuple[str, str]] = []
-        user_agent = accept_encoding = expect_continue = wants_close = idempotency_key = False
-        declared_length: Optional[int] = None
-        for name, value in fields:
-            lowered = name.lower()
-            if lowered == "host":
-                host = value
-                continue
-            if lowered in _FRAMING:
-                if lowered == "content-length" and value.strip().isdigit():
-                    declared_length = int(value)
-                continue  # the transport frames the body itself (Go's reqWriteExcludeHeader)
-            if lowered in _NOTED:
-                if lowered == "user-agent":
-                    user_agent = True
-                elif lowered in ("accept-encoding", "range"):
-                    accept_encoding = True
-                elif lowered == "expect":
-                    expect_continue = expect_continue or value.strip().lower() == "100-continue"
-                elif lowered == "connection":
-                    wants_close = wants_close or "close" in value.lower()
-                else:  # Idempotency-Key, X-Idempotency-Key
-                    idempotency_key = True
-                    if not value:
-                        continue  # an empty key marks the request replayable and is not sent
-            wire.append((name, value))
-
-        outgoing = plan_body(method, body, declared_length)
-        head_fields = [("Host", host)]
-        if not user_agent:
-            head_fields.append(("User-Agent", USER_AGENT))
-        head_fields.extend(wire)
-        if outgoing is not None:
-            if outgoing.length is None:
-                head_fields.append(("Transfer-Encoding", "chunked"))
-            else:
-                head_fields.append(("Content-Length", str(outgoing.length)))
-        gzip_requested = not (options.disable_compression or accept_encoding or method == "HEAD")
-        if gzip_requested:
-            head_fields.append(("Accept-Encoding", "gzip"))
-        if options.disable_keep_alives and not wants_close:
-            head_fields.append(("Connection", "close"))
-        path = target.path if not route.absolute_form else f"{target.scheme}://{target.authority}{target.path}"
-        if route.proxy_headers:
-            # Go's mutateHeaderFunc: the proxy's credentials replace the caller's.
-            replaced = {name.lower() for name, _ in route.proxy_headers}
-            head_fields = [field for field in head_fields if field[0].lower() not in replaced]
-            head_fields.extend(route.proxy_headers)
-        prepared.head = impl.encode_request_head(method, path, head_fields)
-        prepared.body = outgoing
-        prepared.declared_length = declared_length
-        prepared.expect_continue = expect_continue and outgoing is not None and (outgoing.length is None or outgoing.length > 0)
-        prepared.gzip_requested = gzip_requested
-        prepared.wants_close = wants_close or options.disable_keep_alives
-        prepared.close_after = prepared.wants_close
-        # Go's rewindBody and isReplayable.
-        prepared.rewindable = outgoing is None or (outgoing.data is not None and not len(outgoing.data)) or request.get_body is not None
-        prepared.replayable = prepared.rewindable and (method in _IDEMPOTENT or idempotency_key)
-        return prepared
-
-    def _rewound_body(self, request: Request) -> Any:
-        body = request.body
-        if body is None or isinstance(body, BYTES_LIKE):
-            return body
-        if request.get_body is None:
-            raise UnrewindableBody("request body cannot be rewound: set get_body")
-        try:
-            return request.get_body()
-        except Exception as exc:
-            raise UnrewindableBody(f"get_body failed: {exc}") from exc
-
-    def _rewind(self, prepared: _Prepared) -> None:
-        prepared.close_after = prepared.wants_close
-        if prepared.body is None or prepared.body.source is None:
-            return  # no body, or one held in memory: it goes again as it is
-        body = self._rewound_body(prepared.request)
-        prepared.body = plan_body(prepared.method, body, prepared.declared_length)
-
-    @staticmethod
-    def _should_retry(prepared: _Prepared, reused: bool, reason: Optional[str]) -> bool:
-        """Go's ``persistConn.shouldRetryRequest``."""
-        if not reused:
-            return False  # a fresh connection's failure is the server's answer
-        if reason == "nothing_written":
-            return prepared.rewindable  # the server never saw it: any method may go again
-        if not prepared.replayable:
-            return False  # not idempotent, or the body is gone
-        return reason in ("server_closed_idle", "read_from_server_failed")
-
     # -- connections -------------------------------------------------------------------------
 
-    def _get_conn(self, prepared: _Prepared) -> Connection:
+    def _get_conn(self, prepared: PreparedRequest) -> Connection:
         """An idle connection for the route, or the first of a returned one and a new dial."""
         context = prepared.context
         if context is not None:
@@ -464,7 +246,7 @@ class Transport:
             self._drop(conn)
             raise
 
-    def _await(self, want: Want, prepared: _Prepared) -> Connection:
+    def _await(self, want: Want, prepared: PreparedRequest) -> Connection:
         """Wait for the want's connection, running posted trace hooks; honour cancel and
         deadline within 100 ms."""
         context = prepared.context
@@ -504,7 +286,7 @@ class Transport:
             if context is not None:
                 context._remove_cancel_callback(handle)
 
-    def _dial(self, prepared: _Prepared, want: Want) -> None:
+    def _dial(self, prepared: PreparedRequest, want: Want) -> None:
         """Runs on a dial thread: connect along the route and hand the result to the pool."""
         trace = prepared.trace
 
@@ -562,8 +344,6 @@ class Transport:
 
 # How often a waiting request looks for slots freed by responses dropped unfinished.
 _ORPHAN_TICK = 0.1
-_FRAMING = frozenset(("content-length", "transfer-encoding"))
-_NOTED = frozenset(("user-agent", "accept-encoding", "range", "expect", "connection", "idempotency-key", "x-idempotency-key"))
 
 
 class _BodyMark:

@@ -1,0 +1,192 @@
+"""Request preparation, with no I/O: validation in Go's order, the head as it goes on the wire
+(Go's ``Request.write`` and ``transferWriter``), the body's framing, the route, and whether
+the request may be replayed (Go's ``rewindBody`` and ``isReplayable``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from ._body import BYTES_LIKE, OutgoingBody, plan_body
+from ._context import Context
+from ._errors import InvalidRequest, UnrewindableBody
+from ._models import Request
+from ._options import Options
+from ._proxy import ProxyChooser, Route, route_for
+from ._trace import Trace
+from ._urls import split_scheme, split_target
+from ._version import USER_AGENT
+
+__all__ = ("PreparedRequest", "check_fields", "prepare", "rewound_body", "HTTP_SCHEMES")
+
+HTTP_SCHEMES = ("http", "https")
+# RFC 9110 §9.2.2: methods whose requests may be replayed (Go's isReplayable).
+_IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "TRACE"))
+_COMMON_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"))
+_FRAMING = frozenset(("content-length", "transfer-encoding"))
+_NOTED = frozenset(("user-agent", "accept-encoding", "range", "expect", "connection", "idempotency-key", "x-idempotency-key"))
+
+
+class PreparedRequest:
+    """A validated request, ready for the wire; shared by its attempts."""
+
+    __slots__ = (
+        "request",
+        "method",
+        "head",
+        "body",
+        "context",
+        "trace",
+        "route",
+        "options",
+        "expect_continue",
+        "gzip_requested",
+        "replayable",
+        "rewindable",
+        "close_after",
+        "wants_close",
+        "parser_class",
+        "declared_length",
+    )
+
+    request: Request
+    method: str
+    head: bytes
+    body: Optional[OutgoingBody]
+    context: Optional[Context]
+    trace: Optional[Trace]
+    route: Route
+    options: Options
+    expect_continue: bool  # wait for 100 before the body (RFC 9110 §10.1.1)
+    gzip_requested: bool  # the transport asked for gzip and decodes it (Go's DisableCompression)
+    replayable: bool  # may go again after it was written (Go's isReplayable)
+    rewindable: bool  # its body can be sent again (Go's rewindBody)
+    close_after: bool  # the connection is not reused after this attempt
+    wants_close: bool  # the caller or the Transport asked for Connection: close
+    parser_class: Any
+    declared_length: Optional[int]  # the caller's Content-Length, for bodies of unknown size
+
+    def new_parser(self) -> Any:
+        return self.parser_class(self.method, self.options.max_response_header_bytes)
+
+    def rewind(self) -> None:
+        """Make the request ready for another attempt: a body from a file or an iterable is
+        taken again from ``get_body`` (``UnrewindableBody`` if it cannot be)."""
+        self.close_after = self.wants_close
+        if self.body is None or self.body.source is None:
+            return  # no body, or one held in memory: it goes again as it is
+        self.body = plan_body(self.method, rewound_body(self.request), self.declared_length)
+
+
+def check_fields(request: Request, impl: Any) -> tuple[str, str]:
+    """Go's first checks, before a registered round tripper sees the request: the URL is a
+    str, and an http(s) request's header fields are valid. Returns ``(scheme, rest)``."""
+    url = request.url
+    if not isinstance(url, str):
+        raise InvalidRequest(f"request URL must be str, not {type(url).__name__}")
+    scheme, rest = split_scheme(url)
+    if scheme in HTTP_SCHEMES:
+        impl.validate_header_fields(request.headers._items)
+    return scheme, rest
+
+
+def rewound_body(request: Request) -> Any:
+    """A fresh copy of the request's body for another attempt (Go's ``rewindBody``)."""
+    body = request.body
+    if body is None or isinstance(body, BYTES_LIKE):
+        return body
+    if request.get_body is None:
+        raise UnrewindableBody("request body cannot be rewound: set get_body")
+    try:
+        return request.get_body()
+    except Exception as exc:
+        raise UnrewindableBody(f"get_body failed: {exc}") from exc
+
+
+def prepare(request: Request, scheme: str, rest: str, body: Any, options: Options, impl: Any, proxy: Optional[ProxyChooser]) -> PreparedRequest:
+    """The rest of Go's validation (scheme, method, URL) and everything the wire needs.
+
+    ``body`` is the request's body, or a rewound copy when a registered round tripper used it.
+    Raises ``InvalidRequest`` (no I/O has happened), ``UnrewindableBody`` or ``ProxyError``.
+    """
+    if scheme not in HTTP_SCHEMES:
+        raise InvalidRequest(f"unsupported protocol scheme {json.dumps(scheme)}")
+    method = request.method
+    if not isinstance(method, str):
+        raise InvalidRequest(f"invalid method {json.dumps(str(method))}")
+    if not method:
+        method = "GET"
+    elif method not in _COMMON_METHODS:
+        impl.validate_method(method)
+    target = split_target(scheme, rest)
+    route = route_for(proxy, request, target)
+
+    prepared = PreparedRequest()
+    prepared.request = request
+    prepared.method = method
+    prepared.context = request.context
+    prepared.trace = request.trace
+    prepared.route = route
+    prepared.options = options
+    prepared.parser_class = impl.ResponseParser
+
+    host = target.authority
+    wire: list[tuple[str, str]] = []
+    user_agent = accept_encoding = expect_continue = wants_close = idempotency_key = False
+    declared_length: Optional[int] = None
+    for name, value in request.headers._items:
+        lowered = name.lower()
+        if lowered == "host":
+            host = value
+            continue
+        if lowered in _FRAMING:
+            if lowered == "content-length" and value.strip().isdigit():
+                declared_length = int(value)
+            continue  # the transport frames the body itself (Go's reqWriteExcludeHeader)
+        if lowered in _NOTED:
+            if lowered == "user-agent":
+                user_agent = True
+            elif lowered in ("accept-encoding", "range"):
+                accept_encoding = True
+            elif lowered == "expect":
+                expect_continue = expect_continue or value.strip().lower() == "100-continue"
+            elif lowered == "connection":
+                wants_close = wants_close or "close" in value.lower()
+            else:  # Idempotency-Key, X-Idempotency-Key
+                idempotency_key = True
+                if not value:
+                    continue  # an empty key marks the request replayable and is not sent
+        wire.append((name, value))
+
+    outgoing = plan_body(method, body, declared_length)
+    head_fields = [("Host", host)]
+    if not user_agent:
+        head_fields.append(("User-Agent", USER_AGENT))
+    head_fields.extend(wire)
+    if outgoing is not None:
+        if outgoing.length is None:
+            head_fields.append(("Transfer-Encoding", "chunked"))
+        else:
+            head_fields.append(("Content-Length", str(outgoing.length)))
+    gzip_requested = not (options.disable_compression or accept_encoding or method == "HEAD")
+    if gzip_requested:
+        head_fields.append(("Accept-Encoding", "gzip"))
+    if options.disable_keep_alives and not wants_close:
+        head_fields.append(("Connection", "close"))
+    path = target.path if not route.absolute_form else f"{target.scheme}://{target.authority}{target.path}"
+    if route.proxy_headers:
+        # Go's mutateHeaderFunc: the proxy's credentials replace the caller's.
+        replaced = {name.lower() for name, _ in route.proxy_headers}
+        head_fields = [field for field in head_fields if field[0].lower() not in replaced]
+        head_fields.extend(route.proxy_headers)
+    prepared.head = impl.encode_request_head(method, path, head_fields)
+    prepared.body = outgoing
+    prepared.declared_length = declared_length
+    prepared.expect_continue = expect_continue and outgoing is not None and (outgoing.length is None or outgoing.length > 0)
+    prepared.gzip_requested = gzip_requested
+    prepared.wants_close = wants_close or options.disable_keep_alives
+    prepared.close_after = prepared.wants_close
+    # Go's rewindBody and isReplayable.
+    prepared.rewindable = outgoing is None or (outgoing.data is not None and not len(outgoing.data)) or request.get_body is not None
+    prepared.replayable = prepared.rewindable and (method in _IDEMPOTENT or idempotency_key)
+    return prepared
