@@ -36,11 +36,13 @@ Post = Callable[..., None]  # post(hook_name, *args): run a trace hook on the ca
 
 
 def _is_ip(host: str) -> bool:
+    """An IPv4 or IPv6 address; an IPv6 one may carry a ``%zone`` (which may hold "%" itself)."""
+    address, percent, _ = host.partition("%")
     try:
-        ipaddress.ip_address(host)
+        ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return True
+    return not percent or ip.version == 6
 
 
 def _wait(sock: socket.socket, events: int, deadline: Optional[float], gone: Callable[[], bool], timeout_error: Callable[[], Error]) -> None:
@@ -60,7 +62,8 @@ def _wait(sock: socket.socket, events: int, deadline: Optional[float], gone: Cal
 
 
 class Candidate(NamedTuple):
-    """An address to connect to: ``host`` names it in trace events and messages."""
+    """An address to connect to: ``host`` names it in trace events and messages (an IPv6
+    address with its ``%zone``)."""
 
     family: int
     sockaddr: Any
@@ -80,11 +83,36 @@ def _join(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _scope_id(host: str, zone: str, port: int) -> int:
+    """The interface index for an IPv6 zone: a name (``lo``) or a number (Go's
+    ``ipv6ZoneCache.index``). Done here, not by getaddrinfo: glibc takes names only for
+    link-local addresses."""
+    try:
+        return socket.if_nametoindex(zone)
+    except (OSError, ValueError):
+        if zone.isascii() and zone.isdigit() and int(zone) < 1 << 32:
+            return int(zone)
+    raise ConnectError(f"dial tcp {_join(host, port)}: no network interface {zone!r}")
+
+
+def _candidate(family: int, sockaddr: Any) -> Candidate:
+    host = sockaddr[0]
+    if family == socket.AF_INET6 and sockaddr[3]:
+        try:
+            host = f"{host}%{socket.if_indextoname(sockaddr[3])}"
+        except OSError:
+            host = f"{host}%{sockaddr[3]}"
+    return Candidate(family, sockaddr, host)
+
+
 def lookup(host: str, port: int, post: Post) -> list[Candidate]:
-    """The addresses to try for ``host``, in the resolver's order. An IP literal needs no
-    lookup, and gets no DNS trace events."""
+    """The addresses to try for ``host``, in the resolver's order. An IP literal (an IPv6
+    one with a ``%zone``, RFC 6874) needs no lookup, and gets no DNS trace events."""
     if _is_ip(host):
-        return [Candidate(socket.AF_INET6 if ":" in host else socket.AF_INET, (host, port), host)]
+        if ":" not in host:
+            return [Candidate(socket.AF_INET, (host, port), host)]
+        address, _, zone = host.partition("%")
+        return [Candidate(socket.AF_INET6, (address, port, 0, _scope_id(host, zone, port) if zone else 0), host)]
     post("dns_start", host)
     try:
         infos = _getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -93,7 +121,7 @@ def lookup(host: str, port: int, post: Post) -> list[Candidate]:
         post("dns_done", [], error)
         raise error from exc
     candidates = [
-        Candidate(family, sockaddr, sockaddr[0])
+        _candidate(family, sockaddr)
         for family, _, _, _, sockaddr in infos
         if family in (socket.AF_INET, socket.AF_INET6)
     ]
@@ -257,8 +285,8 @@ def _race(candidates: list[Candidate], timeout: Optional[float], post: Post, gon
 
 
 def open_socket(host: str, port: int, timeout: Optional[float], dial: Any, post: Post, gone: Callable[[], bool]) -> socket.socket:
-    """A connected TCP socket to ``host:port``, by the caller's ``dial`` or the default one.
-    ``timeout`` bounds each address tried."""
+    """A connected TCP socket to ``host:port`` (an IPv6 address may carry ``%zone``), by the
+    caller's ``dial`` or the default one. ``timeout`` bounds each address tried."""
     if dial is not None:
         try:
             sock = dial(host, port, timeout)

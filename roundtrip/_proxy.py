@@ -113,7 +113,7 @@ class Route:
         target = self.target
         proxy = self.proxy
         if proxy is None:
-            sock = open_socket(target.host, target.port, options.connect_timeout, options.dial, post, gone)
+            sock = open_socket(target.dial_host, target.port, options.connect_timeout, options.dial, post, gone)
             if target.scheme == "https":
                 return _tls(sock, options, target.host, post, gone)
             return sock
