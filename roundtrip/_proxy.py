@@ -122,7 +122,7 @@ class Route:
             host = target.host
             if proxy.scheme == "socks5":
                 host = _resolve(host, target.port, post)  # socks5: names are resolved here
-            sock = open_socket(proxy.host, proxy.port, options.connect_timeout, options.dial, post, gone)
+            sock = open_socket(proxy.dial_host, proxy.port, options.connect_timeout, options.dial, post, gone)
             try:
                 io = _HandshakeIO(sock, self._handshake_deadline(), gone, f"SOCKS5 proxy {proxy.display}")
                 socks5_connect(io.send_all, io.recv_exactly, host, target.port, proxy.username, proxy.password)
@@ -134,7 +134,7 @@ class Route:
                 return _tls(sock, options, target.host, post, gone)
             return sock
 
-        sock = open_socket(proxy.host, proxy.port, options.connect_timeout, options.dial, post, gone)
+        sock = open_socket(proxy.dial_host, proxy.port, options.connect_timeout, options.dial, post, gone)
         if self.absolute_form:
             if proxy.scheme == "https":
                 return _tls(sock, options, proxy.host, post, gone)

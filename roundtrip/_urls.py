@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from ._errors import InvalidRequest
 
-__all__ = ("Target", "split_scheme", "split_target", "DEFAULT_PORTS")
+__all__ = ("Target", "split_scheme", "split_target", "split_zone", "escape_zone", "DEFAULT_PORTS")
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -58,7 +58,7 @@ def split_scheme(url: str) -> tuple[str, str]:
     return match.group(1).lower(), url[match.end() :]
 
 
-def _split_zone(host: str) -> tuple[str, str]:
+def split_zone(host: str) -> tuple[str, str]:
     """``(address, unescaped zone)`` of the text between an IP-literal's brackets.
 
     RFC 6874 §2: the zone follows an escaped "%" ("%25") and may itself be percent-encoded.
@@ -85,7 +85,7 @@ def _split_zone(host: str) -> tuple[str, str]:
     return address, unescaped
 
 
-def _escape_zone(zone: str) -> str:
+def escape_zone(zone: str) -> str:
     """The zone as a URL writes it (RFC 6874 §2), for the pool key."""
     return _zone_unreserved_re.sub(
         lambda m: "".join(f"%{byte:02X}" for byte in m.group().encode("utf-8")), zone
@@ -121,7 +121,7 @@ def split_target(scheme: str, rest: str) -> Target:
         close = authority.find("]")
         if close == -1:
             raise InvalidRequest("missing ']' in URL host")
-        host, zone = _split_zone(authority[1:close])
+        host, zone = split_zone(authority[1:close])
         if not _ipv6_re.fullmatch(host):
             raise InvalidRequest("invalid IPv6 address in URL host")
         port_text = authority[close + 1 :]
@@ -168,5 +168,5 @@ def split_target(scheme: str, rest: str) -> Target:
     host = host.lower()
     # Go's connectMethodKey holds the zone: connections over different interfaces stay apart.
     # The zone keeps its case; interface names are case-sensitive.
-    bracketed = f"[{host}%25{_escape_zone(zone)}]" if zone else f"[{host}]" if ":" in host else host
+    bracketed = f"[{host}%25{escape_zone(zone)}]" if zone else f"[{host}]" if ":" in host else host
     return Target(scheme, host, port, target, authority, f"{scheme}://{bracketed}:{port}", zone)

@@ -11,7 +11,8 @@ from typing import Any, Optional
 
 import pytest
 
-from roundtrip import ConnectError, InvalidRequest, Request, Trace
+from roundtrip import ConnectError, InvalidRequest, Request, Trace, proxy_url
+from roundtrip._proxy_url import parse_proxy_url
 from roundtrip._urls import split_target
 
 from servers import keep_alive_handler
@@ -157,3 +158,28 @@ def test_an_unknown_interface_is_a_connect_error_naming_it(make_transport):
     with pytest.raises(ConnectError) as caught:
         transport.round_trip(Request("GET", f"http://[fe80::1%25{missing}]:9/"))
     assert missing in str(caught.value)
+
+
+# -- proxies --------------------------------------------------------------------------------
+
+
+def test_a_proxy_url_with_a_zone_dials_the_zone_and_shows_it_escaped():
+    proxy = parse_proxy_url("http://user:pw@[FE80::1%25eth0]:3128")
+    assert (proxy.host, proxy.dial_host, proxy.port) == ("fe80::1", "fe80::1%eth0", 3128)
+    assert proxy.display == "http://[fe80::1%25eth0]:3128"
+
+
+@pytest.mark.parametrize("url", ["http://[fe80::1%25]:3128", "http://[fe80::1%eth0]:3128", "socks5://[fe80::1%25a%zz]"])
+def test_a_proxy_url_with_an_invalid_zone_is_refused(url):
+    with pytest.raises(ValueError, match="invalid proxy URL: invalid IPv6 zone"):
+        parse_proxy_url(url)
+
+
+@needs_ipv6
+def test_a_request_through_a_proxy_at_a_zoned_address(make_transport, server):
+    srv = server(keep_alive_handler(b"proxied"), family=socket.AF_INET6)
+    transport = make_transport(proxy=proxy_url(f"http://[::1%25{LO}]:{srv.port}"))
+    with transport.round_trip(Request("GET", "http://origin.test/p")) as resp:
+        assert resp.read() == b"proxied"
+    assert srv.received[0].request_line == "GET http://origin.test/p HTTP/1.1"
+    assert f"http://[::1]:{srv.port} via http://[::1%25{LO}]:{srv.port}" in transport.pool_stats()
