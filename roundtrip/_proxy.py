@@ -115,7 +115,7 @@ class Route:
         target = self.target
         proxy = self.proxy
         if proxy is None:
-            sock = open_socket(target.host, target.port, options.connect_timeout, options.dial, post, gone)
+            sock = open_socket(target.dial_host, target.port, options.connect_timeout, options.dial, post, gone)
             if target.scheme == "https":
                 return TLSStream(_tls(sock, options, target.host, post, gone))
             return SocketStream(sock)
@@ -124,7 +124,7 @@ class Route:
             host = target.host
             if proxy.scheme == "socks5":
                 host = _resolve(host, target.port, post)  # socks5: names are resolved here
-            sock = open_socket(proxy.host, proxy.port, options.connect_timeout, options.dial, post, gone)
+            sock = open_socket(proxy.dial_host, proxy.port, options.connect_timeout, options.dial, post, gone)
             try:
                 io = _HandshakeIO(sock, self._handshake_deadline(), gone, f"SOCKS5 proxy {proxy.display}")
                 socks5_connect(io.send_all, io.recv_exactly, host, target.port, proxy.username, proxy.password)
@@ -136,7 +136,7 @@ class Route:
                 return TLSStream(_tls(sock, options, target.host, post, gone))
             return SocketStream(sock)
 
-        sock = open_socket(proxy.host, proxy.port, options.connect_timeout, options.dial, post, gone)
+        sock = open_socket(proxy.dial_host, proxy.port, options.connect_timeout, options.dial, post, gone)
         if self.absolute_form:
             if proxy.scheme == "https":
                 return TLSStream(_tls(sock, options, proxy.host, post, gone))

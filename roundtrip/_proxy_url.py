@@ -8,7 +8,8 @@ from functools import lru_cache
 from typing import Any, Callable, Optional
 from urllib.parse import unquote
 
-from ._urls import split_scheme
+from ._errors import InvalidRequest
+from ._urls import escape_zone, split_zone, split_scheme
 
 __all__ = ("ProxyURL", "ProxyChooser", "parse_proxy_url", "proxy_url")
 
@@ -28,16 +29,19 @@ class ProxyURL:
     """A parsed proxy URL. ``display`` is ``scheme://host:port`` without credentials; the
     credentials are kept apart and never appear in ``repr``, keys or messages."""
 
-    __slots__ = ("scheme", "host", "port", "username", "password", "display", "authorization", "text")
+    __slots__ = ("scheme", "host", "port", "username", "password", "display", "authorization", "text", "dial_host")
 
-    def __init__(self, scheme: str, host: str, port: int, username: Optional[str], password: str, text: str) -> None:
+    def __init__(self, scheme: str, host: str, port: int, username: Optional[str], password: str, text: str, zone: str = "") -> None:
         self.scheme = scheme
-        self.host = host  # lowercase, IDNA, IPv6 without brackets
+        self.host = host  # lowercase, IDNA, IPv6 without brackets or zone
+        self.dial_host = f"{host}%{zone}" if zone else host  # RFC 6874: a zone, unescaped, is dialed
         self.port = port
         self.username = username  # None when the URL has no userinfo
         self.password = password
         self.text = text  # the URL as given, "http://" added when it had no scheme
-        bracketed = f"[{host}]" if ":" in host else host
+        # The zone stays in the display, and so in pool keys: one proxy address on two
+        # interfaces is two proxies.
+        bracketed = f"[{host}%25{escape_zone(zone)}]" if zone else f"[{host}]" if ":" in host else host
         self.display = f"{scheme}://{bracketed}:{port}"
         # Go's connectMethod.proxyAuth: any userinfo means Basic auth, even an empty password.
         self.authorization: Optional[str] = None
@@ -86,11 +90,16 @@ def parse_proxy_url(text: str) -> ProxyURL:
         close = hostport.find("]")
         if close == -1:
             raise ValueError("invalid proxy URL: missing ']' in host")
-        host, port_text = hostport[1:close], hostport[close + 1 :]
+        try:
+            host, zone = split_zone(hostport[1:close])
+        except InvalidRequest as exc:
+            raise ValueError(f"invalid proxy URL: {exc}") from None
+        port_text = hostport[close + 1 :]
         if port_text and not port_text.startswith(":"):
             raise ValueError("invalid proxy URL: bad port")
         port_text = port_text[1:]
     else:
+        zone = ""
         host, colon, port_text = hostport.rpartition(":")
         if not colon:
             host, port_text = hostport, ""
@@ -107,7 +116,7 @@ def parse_proxy_url(text: str) -> ProxyURL:
             host = host.encode("idna").decode("ascii")
         except UnicodeError:
             raise ValueError("invalid proxy URL: bad international host name") from None
-    return ProxyURL(scheme, host.lower(), port, username, password, text)
+    return ProxyURL(scheme, host.lower(), port, username, password, text, zone)
 
 
 class _FixedProxy:

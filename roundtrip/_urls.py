@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from ._errors import InvalidRequest
 
-__all__ = ("Target", "split_scheme", "split_target", "DEFAULT_PORTS")
+__all__ = ("Target", "split_scheme", "split_target", "split_zone", "escape_zone", "DEFAULT_PORTS")
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -20,8 +20,12 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 _scheme_re = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 # Control characters (tab, CR and LF included) and spaces are refused, never stripped.
 _bad_char_re = re.compile(r"[\x00-\x20\x7f]")
-# RFC 3986 §3.2.2 IP-literal, with an RFC 6874 zone: hex digits, colons, dots, "%" and zone chars.
-_ipv6_re = re.compile(r"[0-9A-Fa-f:.]+(%25[A-Za-z0-9\-._~%]+|%[A-Za-z0-9\-._~]+)?")
+# RFC 3986 §3.2.2 IP-literal: hex digits, colons, and dots for an embedded IPv4 address.
+_ipv6_re = re.compile(r"[0-9A-Fa-f:.]+")
+# RFC 6874 §2: ZoneID = 1*( unreserved / pct-encoded ), introduced by "%25" (an escaped "%").
+_zone_re = re.compile(r"(?:[A-Za-z0-9\-._~]|%[0-9A-Fa-f]{2})+")
+_zone_escape_re = re.compile(r"%([0-9A-Fa-f]{2})")
+_zone_unreserved_re = re.compile(r"[^A-Za-z0-9\-._~]")
 _non_ascii_re = re.compile(r"[^\x00-\x7f]+")
 
 
@@ -33,7 +37,13 @@ class Target(NamedTuple):
     port: int
     path: str  # origin-form request target: path and query, never empty
     authority: str  # host[:port] as written, IPv6 in brackets, without userinfo
-    key: str  # pool key: scheme://host:port, IPv6 in brackets
+    key: str  # pool key: scheme://host:port, IPv6 in brackets (with its zone, RFC 6874 escaped)
+    zone: str = ""  # an IPv6 zone (RFC 6874), unescaped: "lo" for "[fe80::1%25lo]"; "" if none
+
+    @property
+    def dial_host(self) -> str:
+        """What to connect to: the host, with ``%zone`` for a scoped IPv6 address."""
+        return f"{self.host}%{self.zone}" if self.zone else self.host
 
 
 def split_scheme(url: str) -> tuple[str, str]:
@@ -46,6 +56,40 @@ def split_scheme(url: str) -> tuple[str, str]:
     if match is None:
         return "", url
     return match.group(1).lower(), url[match.end() :]
+
+
+def split_zone(host: str) -> tuple[str, str]:
+    """``(address, unescaped zone)`` of the text between an IP-literal's brackets.
+
+    RFC 6874 §2: the zone follows an escaped "%" ("%25") and may itself be percent-encoded.
+    Like Go's ``url.parseHost``, a bare "%" (``[fe80::1%eth0]``) is refused rather than
+    guessed at: it is a percent-escape that is not one.
+    """
+    address, escaped, zone = host.partition("%25")
+    if not escaped:
+        if "%" in host:
+            raise InvalidRequest("invalid IPv6 zone in URL host: write the zone's '%' as %25")
+        return host, ""
+    if not zone:
+        raise InvalidRequest("invalid IPv6 zone in URL host: empty zone after %25")
+    if not _zone_re.fullmatch(zone):
+        raise InvalidRequest("invalid IPv6 zone in URL host: bad character or percent-escape")
+    try:
+        unescaped = _zone_escape_re.sub(lambda m: chr(int(m.group(1), 16)), zone).encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise InvalidRequest("invalid IPv6 zone in URL host: escapes are not UTF-8") from None
+    # Go's unescape (encodeZone) refuses escaped bytes that could not appear in a host, such
+    # as controls; an interface name never holds one.
+    if _bad_char_re.search(unescaped):
+        raise InvalidRequest("invalid IPv6 zone in URL host: control character or space")
+    return address, unescaped
+
+
+def escape_zone(zone: str) -> str:
+    """The zone as a URL writes it (RFC 6874 §2), for the pool key."""
+    return _zone_unreserved_re.sub(
+        lambda m: "".join(f"%{byte:02X}" for byte in m.group().encode("utf-8")), zone
+    )
 
 
 def _percent_encode(text: str) -> str:
@@ -77,14 +121,19 @@ def split_target(scheme: str, rest: str) -> Target:
         close = authority.find("]")
         if close == -1:
             raise InvalidRequest("missing ']' in URL host")
-        host = authority[1:close]
+        host, zone = split_zone(authority[1:close])
         if not _ipv6_re.fullmatch(host):
             raise InvalidRequest("invalid IPv6 address in URL host")
         port_text = authority[close + 1 :]
+        if zone:
+            # Go's removeZone: the zone means something only on this machine, so the Host
+            # field (and an absolute-form target) carries the address alone.
+            authority = f"[{host}]{port_text}"
         if port_text and not port_text.startswith(":"):
             raise InvalidRequest(f"invalid port {port_text!r} after host in URL")
         port_text = port_text[1:]
     else:
+        zone = ""
         host, colon, port_text = authority.rpartition(":")
         if not colon:
             host, port_text = authority, ""
@@ -117,5 +166,7 @@ def split_target(scheme: str, rest: str) -> Target:
     if not target.startswith("/"):
         target = "/" + target
     host = host.lower()
-    bracketed = f"[{host}]" if ":" in host else host
-    return Target(scheme, host, port, target, authority, f"{scheme}://{bracketed}:{port}")
+    # Go's connectMethodKey holds the zone: connections over different interfaces stay apart.
+    # The zone keeps its case; interface names are case-sensitive.
+    bracketed = f"[{host}%25{escape_zone(zone)}]" if zone else f"[{host}]" if ":" in host else host
+    return Target(scheme, host, port, target, authority, f"{scheme}://{bracketed}:{port}", zone)
