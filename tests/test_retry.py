@@ -307,6 +307,6 @@ def test_a_write_that_fails_part_way_is_not_retried_even_for_a_get(make_transpor
     ],
 )
 def test_retry_reason_follows_gos_classification(bytes_written, write_failed, got_response_byte, reason):
-    from roundtrip._connection import retry_reason
+    from roundtrip._retry import retry_reason
 
     assert retry_reason(bytes_written, write_failed, got_response_byte) == reason
