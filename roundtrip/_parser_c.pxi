@@ -152,7 +152,7 @@ cdef class ResponseParser:
         if n == 0:  # nothing received is not the end of the stream: feed_eof() says that
             return 0
         if self._eof:
-            raise RuntimeError("received close, then received more data?")
+            raise RuntimeError(_FED_AFTER_EOF)
         if self._end + n > self._cap:
             # Compact only into at most half the space: amortised O(1) per byte fed.
             if live + n <= self._cap // 2:

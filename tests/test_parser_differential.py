@@ -214,6 +214,38 @@ def test_corpus_details(impl):
     assert error == (ProtocolError, "malformed chunked body")
 
 
+# --- the peer's words never choose the error ------------------------------------------------
+
+BAD_HEAD, BAD_CHUNKED = "malformed response head", "malformed chunked body"
+# h11 quotes the line it refuses in its message: what a server writes there must not matter.
+PEER_PHRASES = [
+    ("status-line-buffer-too-long", H + b"2x0 Receive buffer too long\r\n\r\n", BAD_HEAD),
+    ("status-line-peer-closed", H + b"2x0 peer closed connection\r\n\r\n", BAD_HEAD),
+    ("field-buffer-too-long", H + b"200 OK\r\nReceive buffer too long: 1\r\n\r\n", BAD_HEAD),
+    ("field-peer-closed", H + b"200 OK\r\nX peer closed connection\r\n\r\n", BAD_HEAD),
+    ("field-closed", H + b"200 OK\r\nclosed closed\r\n\r\n", BAD_HEAD),
+    ("value-closed", H + b"200 OK\r\nX: closed\x00\r\n\r\n", BAD_HEAD),
+    ("chunk-line-buffer-too-long", CHUNKED_HEAD + b"z;Receive buffer too long\r\n", BAD_CHUNKED),
+    ("chunk-line-peer-closed", CHUNKED_HEAD + b"z;peer closed connection\r\n", BAD_CHUNKED),
+    ("trailer-peer-closed", CHUNKED_HEAD + b"0\r\nX peer closed connection\r\n\r\n", BAD_CHUNKED),
+    ("trailer-buffer-too-long", CHUNKED_HEAD + b"0\r\nReceive buffer too long\r\n\r\n", BAD_CHUNKED),
+]
+
+
+@pytest.mark.parametrize(("data", "message"), [p[1:] for p in PEER_PHRASES], ids=[p[0] for p in PEER_PHRASES])
+@pytest.mark.parametrize("eof", [False, True])
+def test_peer_phrases_do_not_choose_the_error(impl, data, message, eof):
+    _, error, _ = parse(impl, [data], eof=eof)
+    assert error == (ProtocolError, message)
+
+
+@pytest.mark.parametrize("data", [p[1] for p in PEER_PHRASES], ids=[p[0] for p in PEER_PHRASES])
+def test_peer_phrases_same_as_py(twins, data):
+    for eof in (False, True):
+        assert_same(twins, data, eof=eof)
+        assert_same(twins, data, max_head_bytes=len(data) // 2, eof=eof)
+
+
 # --- the head budget, across informational heads ----------------------------------------------
 
 TWO_HEADS = CONTINUE + H + b"200 OK\r\nX: y\r\n\r\n"
