@@ -135,11 +135,10 @@ cdef class ResponseParser:
         event = self._chunk_event()
         if event is None:
             if self._eof:
-                # h11: EOF with nothing buffered is a short body; with a partial line, malformed.
+                # Whether the body stopped inside chunk data, a chunk-size line or the trailer
+                # section, it was cut short (Go: io.ErrUnexpectedEOF from its chunked reader).
                 self._failed = True
-                if self._end == self._start:
-                    raise IncompleteBody(_CLOSED_IN_BODY)
-                raise ProtocolError(_BAD_CHUNKED)
+                raise IncompleteBody(_CLOSED_IN_BODY)
             if self._end - self._start > self._limit:
                 # An endless chunk-size line or trailer section (h11's max_incomplete_event_size).
                 self._failed = True

@@ -272,9 +272,9 @@ class ResponseParser:
         # NEED_DATA: h11's reader waits for the rest of a line, a chunk or a trailer section.
         unparsed = self._unparsed()
         if self._eof:
+            # Whether the body stopped inside chunk data, a chunk-size line or the trailer
+            # section, it was cut short (Go: io.ErrUnexpectedEOF from its chunked reader).
             self._failed = True
-            if unparsed:
-                raise ProtocolError(_messages.BAD_CHUNKED)
             raise IncompleteBody(_messages.CLOSED_IN_BODY)
         if unparsed > self._limit:
             # An endless chunk-size line or trailer section (h11's max_incomplete_event_size).

@@ -124,9 +124,15 @@ CORPUS = [
     ("truncated-in-data", CHUNKED_HEAD + b"5\r\nhel", "GET", True, IncompleteBody),
     ("truncated-after-size", CHUNKED_HEAD + b"5\r\n", "GET", True, IncompleteBody),
     ("truncated-in-crlf", CHUNKED_HEAD + b"5\r\nhello\r", "GET", True, IncompleteBody),
-    ("truncated-in-size", CHUNKED_HEAD + b"5", "GET", True, ProtocolError),
+    ("truncated-in-size", CHUNKED_HEAD + b"5", "GET", True, IncompleteBody),
+    ("truncated-in-size-cr", CHUNKED_HEAD + b"5\r", "GET", True, IncompleteBody),
+    ("truncated-in-ext", CHUNKED_HEAD + b"5;a=\"b", "GET", True, IncompleteBody),
+    ("truncated-in-second-size", CHUNKED_HEAD + b"1\r\nx\r\n1", "GET", True, IncompleteBody),
+    ("truncated-in-last-chunk", CHUNKED_HEAD + b"0", "GET", True, IncompleteBody),
     ("truncated-before-trailers", CHUNKED_HEAD + b"0\r\n", "GET", True, IncompleteBody),
-    ("truncated-in-trailers", CHUNKED_HEAD + b"0\r\nX: y\r\n", "GET", True, ProtocolError),
+    ("truncated-in-trailer-line", CHUNKED_HEAD + b"0\r\nX: y", "GET", True, IncompleteBody),
+    ("truncated-in-trailers", CHUNKED_HEAD + b"0\r\nX: y\r\n", "GET", True, IncompleteBody),
+    ("truncated-in-final-crlf", CHUNKED_HEAD + b"0\r\nX: y\r\n\r", "GET", True, IncompleteBody),
     ("truncated-head", H + b"200 OK\r\nServer", "GET", True, ProtocolError),
     ("eof-before-anything", b"", "GET", True, ProtocolError),
     ("eof-after-1xx", CONTINUE, "GET", True, ProtocolError),
@@ -208,6 +214,9 @@ def test_corpus_details(impl):
     assert (events[0].reason, events[0].http_version) == ("", "HTTP/1.1")
     _, error, _ = parse(impl, [CHUNKED_HEAD + b"5\r\nhel"], eof=True)
     assert error == (IncompleteBody, "server closed the connection inside a chunked body")
+    for cut in (b"5", b"0", b"0\r\nX: y\r\n"):  # inside a size line, the last chunk, trailers
+        _, error, _ = parse(impl, [CHUNKED_HEAD + cut], eof=True)
+        assert error == (IncompleteBody, "server closed the connection inside a chunked body")
     _, error, _ = parse(impl, [b"HTTP/1.1 200 OK\r\nX: \x00\r\n\r\n"])
     assert error == (ProtocolError, "malformed response head")
     _, error, _ = parse(impl, [CHUNKED_HEAD + b"g\r\n"])
