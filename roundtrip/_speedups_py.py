@@ -112,6 +112,9 @@ def new_body_buffer(size: int) -> tuple[bytearray, memoryview]:
     return body, memoryview(body)
 
 
+_hex_digits_re = re.compile(rb"[0-9A-Fa-f]+")
+
+
 def _decode_fields(fields: Any) -> list[tuple[str, str]]:
     return [(bytes(name).decode("latin-1"), bytes(value).decode("latin-1")) for name, value in fields]
 
@@ -178,6 +181,8 @@ class ResponseParser:
         self._done = False
         self._eof = False
         self._failed = False
+        self._at_size_line = False  # h11 reads a chunk-size line next
+        self._crlf_owed = 0  # bytes of the CRLF after chunk data that h11 has yet to take
         self._unparsed_taken = False
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
@@ -206,6 +211,8 @@ class ResponseParser:
             return None
         if self._failed:  # h11 stays in its ERROR state
             raise ProtocolError(_messages.BAD_HEAD if self._in_head else _messages.BAD_CHUNKED)
+        # Before a chunk-size line, keep what h11 is about to read: h11 does not say the size.
+        before = self._h11.trailing_data[0] if self._at_size_line else None
         unparsed_before = self._unparsed()
         try:
             event = self._h11.next_event()
@@ -217,7 +224,27 @@ class ResponseParser:
             ) from None
         if self._in_head:
             return self._head_event(event, unparsed_before)
+        if before is not None:
+            self._check_size_line(before, unparsed_before - self._unparsed())
+        if isinstance(event, h11.Data) and event.chunk_end:
+            self._at_size_line, self._crlf_owed = True, 2
         return self._body_event(event)
+
+    def _check_size_line(self, before: bytes, consumed: int) -> None:
+        """Refuse a chunk size over 64 bits, as Go's parseHexUint does (h11 takes 20 digits).
+
+        h11 first takes what remains of the CRLF after the previous chunk's data; if it took
+        more, it read the size line, which it found well formed.
+        """
+        if consumed <= self._crlf_owed:
+            self._crlf_owed -= consumed
+            return
+        line = before[self._crlf_owed : before.index(b"\r\n", self._crlf_owed)]
+        self._at_size_line, self._crlf_owed = False, 0
+        digits = _hex_digits_re.match(line)
+        if digits is not None and len(digits.group().lstrip(b"0")) > 16:
+            self._failed = True
+            raise ProtocolError(_messages.CHUNK_SIZE_TOO_LARGE)
 
     def _unparsed(self) -> int:
         return len(self._h11.trailing_data[0])
@@ -250,7 +277,7 @@ class ResponseParser:
         else:
             body_length = _body_length(self._method, status_code, fields)
             self._in_head = False
-            self._chunked = body_length == CHUNKED
+            self._chunked = self._at_size_line = body_length == CHUNKED
             if not self._chunked:
                 self._done = True
         return ResponseHead(

@@ -2,8 +2,8 @@
 
 Each response is fed whole, one byte at a time and at random split points; both parsers must
 produce the same events (consecutive body pieces joined), then the same exception (class and
-message) if any, and leave the same unparsed bytes. Known, documented difference: the compiled parser refuses
-chunk sizes that do not fit in 63 bits; no input here has one.
+message) if any, and leave the same unparsed bytes. Both refuse a chunk size that does not fit in
+64 bits (h11 alone would take 20 hex digits).
 """
 
 from __future__ import annotations
@@ -113,6 +113,15 @@ CORPUS = [
     ("te-in-1xx", H + b"100 Continue\r\nTransfer-Encoding: gzip\r\n\r\n", "GET", False, ProtocolError),
     ("chunk-20-hex-digits", CHUNKED_HEAD + b"00000000000000000002\r\nhi\r\n0\r\n\r\n", "GET", False, CHUNKED),
     ("chunk-21-hex-digits", CHUNKED_HEAD + b"000000000000000000002\r\nhi\r\n0\r\n\r\n", "GET", False, ProtocolError),
+    ("chunk-size-2**64-1", CHUNKED_HEAD + b"ffffffffffffffff\r\nhi", "GET", True, IncompleteBody),
+    ("chunk-size-2**63", CHUNKED_HEAD + b"8000000000000000;x=y \r\nhi", "GET", True, IncompleteBody),
+    ("chunk-size-2**63-no-data", CHUNKED_HEAD + b"8000000000000000\r\n", "GET", True, IncompleteBody),
+    ("chunk-size-16-of-20-digits", CHUNKED_HEAD + b"0000FFFFFFFFFFFFFFFF\r\nhi", "GET", True, IncompleteBody),
+    ("chunk-size-2**64", CHUNKED_HEAD + b"10000000000000000\r\nhi", "GET", True, ProtocolError),
+    ("chunk-size-2**64-no-eof", CHUNKED_HEAD + b"10000000000000000\r\n", "GET", False, ProtocolError),
+    ("chunk-size-20-significant", CHUNKED_HEAD + b"fffffffffffffffffffF \r\n", "GET", False, ProtocolError),
+    ("chunk-size-2**64-second", CHUNKED_HEAD + b"2\r\nhi\r\n10000000000000000;a\r\nxy", "GET", True, ProtocolError),
+    ("chunk-size-2**64-bad-ext", CHUNKED_HEAD + b"10000000000000000 x\r\n", "GET", False, ProtocolError),
     ("chunk-no-digits", CHUNKED_HEAD + b";x\r\n", "GET", False, ProtocolError),
     ("chunk-space-before-ext", CHUNKED_HEAD + b"2 ;x\r\nhi\r\n0\r\n\r\n", "GET", False, ProtocolError),
     ("chunk-ext-with-cr", CHUNKED_HEAD + b"2;x\r\r\nhi\r\n0\r\n\r\n", "GET", False, CHUNKED),
@@ -220,6 +229,21 @@ def test_corpus_details(impl):
     _, error, _ = parse(impl, [b"HTTP/1.1 200 OK\r\nX: \x00\r\n\r\n"])
     assert error == (ProtocolError, "malformed response head")
     _, error, _ = parse(impl, [CHUNKED_HEAD + b"g\r\n"])
+    assert error == (ProtocolError, "malformed chunked body")
+
+
+@pytest.mark.parametrize("eof", [False, True])
+def test_chunk_sizes_fit_in_64_bits(impl, eof):
+    # Go's parseHexUint: 16 significant hex digits at most; the body may then end short.
+    for size in (b"ffffffffffffffff", b"0000FFFFFFFFFFFFFFFF", b"8000000000000000"):
+        events, error, _ = parse(impl, [CHUNKED_HEAD + size + b"\r\nhi"], eof=eof)
+        assert events[1:] == [b"hi"]
+        assert error == ((IncompleteBody, "server closed the connection inside a chunked body") if eof else None)
+    for size in (b"10000000000000000", b"fffffffffffffffffffF", b"00010000000000000000"):
+        events, error, _ = parse(impl, [CHUNKED_HEAD + b"2\r\nhi\r\n" + size + b"\r\nhi"], eof=eof)
+        assert events[1:] == [b"hi"] and error == (ProtocolError, "chunk size too large")
+    # A line h11 refuses anyway stays malformed, whatever its size.
+    _, error, _ = parse(impl, [CHUNKED_HEAD + b"10000000000000000 x\r\n"], eof=eof)
     assert error == (ProtocolError, "malformed chunked body")
 
 
