@@ -2,7 +2,10 @@
 
 ``ROUNDTRIP_REQUIRE_EXTENSIONS=1`` (and any cibuildwheel run) turns a failed compile into a
 failed build; ``ROUNDTRIP_NO_EXTENSIONS=1`` skips compiling; ``ROUNDTRIP_DEBUG_BUILD=1``
-compiles with ``-O0 -g`` and the address sanitizer.
+compiles with ``-O0 -g``, bounds checks and the address and undefined-behaviour sanitizers.
+Such a module loads only with the ASan runtime preloaded: run it through
+``python3 tools/sanitize.py``, which builds it, runs the parser tests and a fuzz run, and
+builds the normal module again.
 """
 
 import os
@@ -77,8 +80,9 @@ def extensions():
             raise
         banner(exc)
         return []
-    compile_args = ["-O0", "-g", "-fsanitize=address"] if DEBUG else ["-O2"]
-    link_args = ["-fsanitize=address"] if DEBUG else []
+    sanitizers = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"]
+    compile_args = ["-O0", "-g", "-fno-omit-frame-pointer", *sanitizers] if DEBUG else ["-O2"]
+    link_args = sanitizers if DEBUG else []
     ext = Extension(
         "roundtrip._speedups_c",
         ["roundtrip/_speedups_c.pyx"],
@@ -90,6 +94,8 @@ def extensions():
     try:
         return cythonize(
             [ext],
+            # The debug C (bounds checks on) lives apart, so neither build reuses the other's.
+            build_dir="build/debug-c" if DEBUG else None,
             language_level=3,
             compiler_directives={
                 "boundscheck": DEBUG,

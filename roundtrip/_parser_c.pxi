@@ -35,27 +35,34 @@ cdef bint _status_line_ok(const unsigned char* b, Py_ssize_t n) noexcept:
     return True
 
 
-cdef long long _chunk_size(const unsigned char* b, Py_ssize_t n) noexcept:
-    """chunk-size [chunk-ext] OWS of one line without its CRLF; -1 if malformed.
+cdef int _chunk_size(const unsigned char* b, Py_ssize_t n, unsigned long long* size) noexcept:
+    """chunk-size [chunk-ext] OWS of one line without its CRLF: 0 and the size in ``size``,
+    -1 if malformed, -2 if well formed but the size does not fit in 64 bits.
 
-    Like h11: 1 to 20 HEXDIG; the extension is ";" and anything but LF, unparsed. Unlike h11,
-    a size that does not fit in 63 bits is refused (h11 would wait for 2**63 bytes and more).
+    Like h11: 1 to 20 HEXDIG; the extension is ";" and anything but LF, unparsed. Like Go's
+    parseHexUint, at most 16 significant digits (leading zeros aside): 2**64 - 1 is the largest
+    size, and the body then ends short if the server stops first.
     """
-    cdef Py_ssize_t k = 0, j
-    cdef long long size = 0
+    cdef Py_ssize_t k = 0, j, significant = 0
+    cdef unsigned long long value = 0
     while k < n and rt_class[b[k]] & RT_HEX:
-        if size > (0x7FFFFFFFFFFFFFFF >> 4):
-            return -1
-        size = (size << 4) | rt_hexval(b[k])
+        if significant or b[k] != b'0':
+            significant += 1
+            value = (value << 4) | rt_hexval(b[k])  # wraps past 16 digits, refused below
         k += 1
     if k == 0 or k > 20:
         return -1
     if k < n and b[k] == b';':
-        return -1 if memchr(b + k, b'\n', n - k) != NULL else size
-    for j in range(k, n):
-        if not rt_class[b[j]] & RT_OWS:
+        if memchr(b + k, b'\n', n - k) != NULL:
             return -1
-    return size
+    else:
+        for j in range(k, n):
+            if not rt_class[b[j]] & RT_OWS:
+                return -1
+    if significant > 16:
+        return -2
+    size[0] = value
+    return 0
 
 
 cdef class ResponseParser:
@@ -73,7 +80,8 @@ cdef class ResponseParser:
     cdef unsigned char* _buf  # received bytes live in _buf[_start:_end]
     cdef Py_ssize_t _start, _end, _cap
     cdef Py_ssize_t _scan  # where the search for the end of a line or head resumes
-    cdef long long _budget, _limit, _chunk_left
+    cdef long long _budget, _limit
+    cdef unsigned long long _chunk_left
     cdef int _crlf_owed  # bytes of the CRLF that must follow chunk data still to be seen
     cdef bint _is_head, _is_connect, _in_head, _chunked, _trailer, _done, _eof, _failed, _taken
     cdef object _cl  # per field section: the Content-Length value seen, or None
@@ -135,11 +143,10 @@ cdef class ResponseParser:
         event = self._chunk_event()
         if event is None:
             if self._eof:
-                # h11: EOF with nothing buffered is a short body; with a partial line, malformed.
+                # Whether the body stopped inside chunk data, a chunk-size line or the trailer
+                # section, it was cut short (Go: io.ErrUnexpectedEOF from its chunked reader).
                 self._failed = True
-                if self._end == self._start:
-                    raise IncompleteBody(_CLOSED_IN_BODY)
-                raise ProtocolError(_BAD_CHUNKED)
+                raise IncompleteBody(_CLOSED_IN_BODY)
             if self._end - self._start > self._limit:
                 # An endless chunk-size line or trailer section (h11's max_incomplete_event_size).
                 self._failed = True
@@ -152,7 +159,7 @@ cdef class ResponseParser:
         if n == 0:  # nothing received is not the end of the stream: feed_eof() says that
             return 0
         if self._eof:
-            raise RuntimeError("received close, then received more data?")
+            raise RuntimeError(_FED_AFTER_EOF)
         if self._end + n > self._cap:
             # Compact only into at most half the space: amortised O(1) per byte fed.
             if live + n <= self._cap // 2:
@@ -349,7 +356,8 @@ cdef class ResponseParser:
         cdef const unsigned char* b = self._buf + self._start
         cdef const unsigned char* q
         cdef Py_ssize_t n = self._end - self._start, e, k, stop
-        cdef long long size
+        cdef unsigned long long size = 0
+        cdef int status
         if self._trailer:  # trailer-section CRLF (RFC 9112 §7.1.2), read as a field block
             e = self._find_block_end()
             if e < 0:
@@ -384,10 +392,16 @@ cdef class ResponseParser:
                 if b[e] == b'\n':
                     break
             self._consume(e + 1)
-            size = _chunk_size(b, e - 1)
-            if size < 0:
+            status = _chunk_size(b, e - 1, &size)
+            if status == -1:
                 self._failed = True
                 raise ProtocolError(_BAD_CHUNKED)
+            if status == -2:
+                # What follows is the refused chunk's data, taken with it (as the py twin's
+                # h11 takes the data of a chunk whose size it reads as valid).
+                self._consume(self._end - self._start)
+                self._failed = True
+                raise ProtocolError(_CHUNK_TOO_LARGE)
             if size == 0:
                 self._trailer = True
                 return self._chunk_event()
@@ -395,7 +409,7 @@ cdef class ResponseParser:
             b, n = self._buf + self._start, self._end - self._start
         if n == 0:
             return None
-        k = n if n < self._chunk_left else <Py_ssize_t>self._chunk_left
+        k = n if <unsigned long long>n < self._chunk_left else <Py_ssize_t>self._chunk_left
         data = PyBytes_FromStringAndSize(<char*>b, k)
         self._consume(k)
         self._chunk_left -= k

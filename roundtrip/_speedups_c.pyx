@@ -22,6 +22,7 @@ from libc.string cimport memchr, memcmp, memcpy, memmove
 
 import json
 
+from . import _messages
 from ._errors import HeaderTooLarge, IncompleteBody, InvalidRequest, ProtocolError
 from ._events import CHUNKED, UNTIL_CLOSE, EndOfBody, ResponseHead
 
@@ -121,12 +122,15 @@ def new_body_buffer(Py_ssize_t size):
     cdef bytes body = PyBytes_FromStringAndSize(NULL, size)
     return body, PyMemoryView_FromMemory(PyBytes_AS_STRING(body), size, PyBUF_WRITE)
 
-cdef str _BAD_HEAD = "malformed response head"
-cdef str _BAD_CHUNKED = "malformed chunked body"
-cdef str _CLOSED_IN_HEAD = "server closed the connection inside the response head"
-cdef str _CLOSED_IN_BODY = "server closed the connection inside a chunked body"
-cdef str _TOO_LARGE = "response head too large"
-cdef str _LINE_TOO_LONG = "chunk header or trailers too large"
+# The parser's messages come from the module both twins share.
+cdef str _BAD_HEAD = _messages.BAD_HEAD
+cdef str _BAD_CHUNKED = _messages.BAD_CHUNKED
+cdef str _CLOSED_IN_HEAD = _messages.CLOSED_IN_HEAD
+cdef str _CLOSED_IN_BODY = _messages.CLOSED_IN_BODY
+cdef str _TOO_LARGE = _messages.HEAD_TOO_LARGE
+cdef str _LINE_TOO_LONG = _messages.LINE_TOO_LONG
+cdef str _CHUNK_TOO_LARGE = _messages.CHUNK_SIZE_TOO_LARGE
+cdef str _FED_AFTER_EOF = _messages.FED_AFTER_EOF
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,11 +11,13 @@ import json
 import re
 import select
 import socket
+import sys
 from collections import OrderedDict, deque
 from typing import Any, Iterable
 
 import h11
 
+from . import _messages
 from ._errors import HeaderTooLarge, IncompleteBody, InvalidRequest, ProtocolError
 from ._events import CHUNKED, UNTIL_CLOSE, EndOfBody, ResponseHead
 
@@ -110,6 +112,9 @@ def new_body_buffer(size: int) -> tuple[bytearray, memoryview]:
     return body, memoryview(body)
 
 
+_hex_digits_re = re.compile(rb"[0-9A-Fa-f]+")
+
+
 def _decode_fields(fields: Any) -> list[tuple[str, str]]:
     return [(bytes(name).decode("latin-1"), bytes(value).decode("latin-1")) for name, value in fields]
 
@@ -139,11 +144,6 @@ def _body_length(method: str, status_code: int, fields: list[tuple[str, str]]) -
     return UNTIL_CLOSE
 
 
-_TOO_LARGE = "response head too large"
-_CLOSED_IN_HEAD = "server closed the connection inside the response head"
-_LINE_TOO_LONG = "chunk header or trailers too large"
-
-
 class ResponseParser:
     """Sans-I/O parser of the response to one request: bytes in, events out.
 
@@ -160,10 +160,14 @@ class ResponseParser:
         validate_method(method)
         self._method = method
         self._head_budget = max_head_bytes
+        # The same bound also stops an endless chunk-size line or trailer section.
+        self._limit = max_head_bytes
         # h11 needs the request it is answering; only the method matters for the response.
         # A 101 reply is final for us, so every request offers an upgrade for h11's sake.
-        # The same bound also stops an endless chunk-size line or trailer section.
-        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=max(max_head_bytes, 0))
+        # h11 is given neither a size limit nor the end of the stream: both are checked here,
+        # where h11 asks for more data, so that every error h11 raises is a malformed message
+        # and the class never depends on the text of h11's message (which quotes the peer).
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=sys.maxsize)
         self._h11.send(
             h11.Request(
                 method=method,
@@ -175,18 +179,24 @@ class ResponseParser:
         self._in_head = True
         self._chunked = False
         self._done = False
+        self._eof = False
+        self._failed = False
+        self._at_size_line = False  # h11 reads a chunk-size line next
+        self._crlf_owed = 0  # bytes of the CRLF after chunk data that h11 has yet to take
         self._unparsed_taken = False
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received bytes."""
         data = bytes(data)
-        if data:  # h11 takes b"" as the end of the stream
-            self._h11.receive_data(data)
+        if not data:  # nothing received is not the end of the stream: feed_eof() says that
+            return
+        if self._eof:
+            raise RuntimeError(_messages.FED_AFTER_EOF)
+        self._h11.receive_data(data)
 
     def feed_eof(self) -> None:
         """Note that the server closed the connection."""
-        if self._h11.their_state is not h11.CLOSED:
-            self._h11.receive_data(b"")
+        self._eof = True
 
     def take_unparsed(self) -> bytes:
         """Remove and return the bytes received but not parsed."""
@@ -197,32 +207,65 @@ class ResponseParser:
 
     def next_event(self) -> ResponseHead | bytes | EndOfBody | None:
         """The next event: a ``ResponseHead``, chunk ``bytes``, ``EndOfBody``, or ``None``."""
-        if self._done:
+        if self._done or not (self._in_head or self._chunked):
             return None
-        if not (self._in_head or self._chunked):
-            return None
-        unparsed_before = len(self._h11.trailing_data[0])
+        if self._failed:  # h11 stays in its ERROR state
+            raise ProtocolError(_messages.BAD_HEAD if self._in_head else _messages.BAD_CHUNKED)
+        # Before a chunk-size line, keep what h11 is about to read: h11 does not say the size.
+        before = self._h11.trailing_data[0] if self._at_size_line else None
+        unparsed_before = self._unparsed()
         try:
             event = self._h11.next_event()
-        except h11.RemoteProtocolError as exc:
-            raise self._error_from(exc) from None
+        except h11.RemoteProtocolError:
+            # Without a size limit or an end of stream, h11 raises only for bytes it refuses.
+            self._failed = True
+            raise ProtocolError(
+                _messages.BAD_HEAD if self._in_head else _messages.BAD_CHUNKED
+            ) from None
         if self._in_head:
             return self._head_event(event, unparsed_before)
+        if before is not None:
+            self._check_size_line(before, unparsed_before - self._unparsed())
+        if isinstance(event, h11.Data) and event.chunk_end:
+            self._at_size_line, self._crlf_owed = True, 2
         return self._body_event(event)
+
+    def _check_size_line(self, before: bytes, consumed: int) -> None:
+        """Refuse a chunk size over 64 bits, as Go's parseHexUint does (h11 takes 20 digits).
+
+        h11 first takes what remains of the CRLF after the previous chunk's data; if it took
+        more, it read the size line, which it found well formed.
+        """
+        if consumed <= self._crlf_owed:
+            self._crlf_owed -= consumed
+            return
+        line = before[self._crlf_owed : before.index(b"\r\n", self._crlf_owed)]
+        self._at_size_line, self._crlf_owed = False, 0
+        digits = _hex_digits_re.match(line)
+        if digits is not None and len(digits.group().lstrip(b"0")) > 16:
+            self._failed = True
+            raise ProtocolError(_messages.CHUNK_SIZE_TOO_LARGE)
+
+    def _unparsed(self) -> int:
+        return len(self._h11.trailing_data[0])
 
     def _head_event(self, event: Any, unparsed_before: int) -> ResponseHead | None:
         if event is h11.NEED_DATA:
+            if self._eof:
+                self._failed = True
+                raise ProtocolError(
+                    _messages.CLOSED_IN_HEAD if unparsed_before else _messages.BAD_HEAD
+                )
             # No complete head within the budget: it cannot fit any more.
             if unparsed_before >= self._head_budget:
-                raise HeaderTooLarge(_TOO_LARGE)
+                raise HeaderTooLarge(_messages.HEAD_TOO_LARGE)
             return None
         if event is h11.PAUSED:  # only after a 101 or a CONNECT tunnel, handled below
             return None
-        if isinstance(event, h11.ConnectionClosed):
-            raise ProtocolError(_CLOSED_IN_HEAD)
-        head_size = unparsed_before - len(self._h11.trailing_data[0])
+        head_size = unparsed_before - self._unparsed()
         if head_size > self._head_budget:
-            raise HeaderTooLarge(_TOO_LARGE)
+            self._failed = True
+            raise HeaderTooLarge(_messages.HEAD_TOO_LARGE)
         self._head_budget -= head_size
         status_code = event.status_code
         fields = _decode_fields(event.headers.raw_items())
@@ -234,7 +277,7 @@ class ResponseParser:
         else:
             body_length = _body_length(self._method, status_code, fields)
             self._in_head = False
-            self._chunked = body_length == CHUNKED
+            self._chunked = self._at_size_line = body_length == CHUNKED
             if not self._chunked:
                 self._done = True
         return ResponseHead(
@@ -247,27 +290,24 @@ class ResponseParser:
         )
 
     def _body_event(self, event: Any) -> bytes | EndOfBody | None:
-        if event is h11.NEED_DATA:
-            return None
         if isinstance(event, h11.Data):
             return bytes(event.data)
         if isinstance(event, h11.EndOfMessage):
             self._done = True
             self._chunked = False
             return EndOfBody(_decode_fields(event.headers.raw_items()))
-        raise IncompleteBody("server closed the connection inside a chunked body")
-
-    def _error_from(self, exc: h11.RemoteProtocolError) -> ProtocolError:
-        text = str(exc)
-        if "Receive buffer too long" in text:
-            return HeaderTooLarge(_TOO_LARGE) if self._in_head else ProtocolError(_LINE_TOO_LONG)
-        if "peer closed connection" in text:
-            return IncompleteBody("server closed the connection inside a chunked body")
-        if self._in_head:
-            if "closed" in text:  # h11: "peer unexpectedly closed connection"
-                return ProtocolError(_CLOSED_IN_HEAD)
-            return ProtocolError("malformed response head")
-        return ProtocolError("malformed chunked body")
+        # NEED_DATA: h11's reader waits for the rest of a line, a chunk or a trailer section.
+        unparsed = self._unparsed()
+        if self._eof:
+            # Whether the body stopped inside chunk data, a chunk-size line or the trailer
+            # section, it was cut short (Go: io.ErrUnexpectedEOF from its chunked reader).
+            self._failed = True
+            raise IncompleteBody(_messages.CLOSED_IN_BODY)
+        if unparsed > self._limit:
+            # An endless chunk-size line or trailer section (h11's max_incomplete_event_size).
+            self._failed = True
+            raise ProtocolError(_messages.LINE_TOO_LONG)
+        return None
 
 
 class IdleConnections:

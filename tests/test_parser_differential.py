@@ -2,8 +2,8 @@
 
 Each response is fed whole, one byte at a time and at random split points; both parsers must
 produce the same events (consecutive body pieces joined), then the same exception (class and
-message) if any, and leave the same unparsed bytes. Known, documented difference: the compiled parser refuses
-chunk sizes that do not fit in 63 bits; no input here has one.
+message) if any, and leave the same unparsed bytes. Both refuse a chunk size that does not fit in
+64 bits (h11 alone would take 20 hex digits).
 """
 
 from __future__ import annotations
@@ -113,6 +113,15 @@ CORPUS = [
     ("te-in-1xx", H + b"100 Continue\r\nTransfer-Encoding: gzip\r\n\r\n", "GET", False, ProtocolError),
     ("chunk-20-hex-digits", CHUNKED_HEAD + b"00000000000000000002\r\nhi\r\n0\r\n\r\n", "GET", False, CHUNKED),
     ("chunk-21-hex-digits", CHUNKED_HEAD + b"000000000000000000002\r\nhi\r\n0\r\n\r\n", "GET", False, ProtocolError),
+    ("chunk-size-2**64-1", CHUNKED_HEAD + b"ffffffffffffffff\r\nhi", "GET", True, IncompleteBody),
+    ("chunk-size-2**63", CHUNKED_HEAD + b"8000000000000000;x=y \r\nhi", "GET", True, IncompleteBody),
+    ("chunk-size-2**63-no-data", CHUNKED_HEAD + b"8000000000000000\r\n", "GET", True, IncompleteBody),
+    ("chunk-size-16-of-20-digits", CHUNKED_HEAD + b"0000FFFFFFFFFFFFFFFF\r\nhi", "GET", True, IncompleteBody),
+    ("chunk-size-2**64", CHUNKED_HEAD + b"10000000000000000\r\nhi", "GET", True, ProtocolError),
+    ("chunk-size-2**64-no-eof", CHUNKED_HEAD + b"10000000000000000\r\n", "GET", False, ProtocolError),
+    ("chunk-size-20-significant", CHUNKED_HEAD + b"fffffffffffffffffffF \r\n", "GET", False, ProtocolError),
+    ("chunk-size-2**64-second", CHUNKED_HEAD + b"2\r\nhi\r\n10000000000000000;a\r\nxy", "GET", True, ProtocolError),
+    ("chunk-size-2**64-bad-ext", CHUNKED_HEAD + b"10000000000000000 x\r\n", "GET", False, ProtocolError),
     ("chunk-no-digits", CHUNKED_HEAD + b";x\r\n", "GET", False, ProtocolError),
     ("chunk-space-before-ext", CHUNKED_HEAD + b"2 ;x\r\nhi\r\n0\r\n\r\n", "GET", False, ProtocolError),
     ("chunk-ext-with-cr", CHUNKED_HEAD + b"2;x\r\r\nhi\r\n0\r\n\r\n", "GET", False, CHUNKED),
@@ -124,9 +133,15 @@ CORPUS = [
     ("truncated-in-data", CHUNKED_HEAD + b"5\r\nhel", "GET", True, IncompleteBody),
     ("truncated-after-size", CHUNKED_HEAD + b"5\r\n", "GET", True, IncompleteBody),
     ("truncated-in-crlf", CHUNKED_HEAD + b"5\r\nhello\r", "GET", True, IncompleteBody),
-    ("truncated-in-size", CHUNKED_HEAD + b"5", "GET", True, ProtocolError),
+    ("truncated-in-size", CHUNKED_HEAD + b"5", "GET", True, IncompleteBody),
+    ("truncated-in-size-cr", CHUNKED_HEAD + b"5\r", "GET", True, IncompleteBody),
+    ("truncated-in-ext", CHUNKED_HEAD + b"5;a=\"b", "GET", True, IncompleteBody),
+    ("truncated-in-second-size", CHUNKED_HEAD + b"1\r\nx\r\n1", "GET", True, IncompleteBody),
+    ("truncated-in-last-chunk", CHUNKED_HEAD + b"0", "GET", True, IncompleteBody),
     ("truncated-before-trailers", CHUNKED_HEAD + b"0\r\n", "GET", True, IncompleteBody),
-    ("truncated-in-trailers", CHUNKED_HEAD + b"0\r\nX: y\r\n", "GET", True, ProtocolError),
+    ("truncated-in-trailer-line", CHUNKED_HEAD + b"0\r\nX: y", "GET", True, IncompleteBody),
+    ("truncated-in-trailers", CHUNKED_HEAD + b"0\r\nX: y\r\n", "GET", True, IncompleteBody),
+    ("truncated-in-final-crlf", CHUNKED_HEAD + b"0\r\nX: y\r\n\r", "GET", True, IncompleteBody),
     ("truncated-head", H + b"200 OK\r\nServer", "GET", True, ProtocolError),
     ("eof-before-anything", b"", "GET", True, ProtocolError),
     ("eof-after-1xx", CONTINUE, "GET", True, ProtocolError),
@@ -208,10 +223,60 @@ def test_corpus_details(impl):
     assert (events[0].reason, events[0].http_version) == ("", "HTTP/1.1")
     _, error, _ = parse(impl, [CHUNKED_HEAD + b"5\r\nhel"], eof=True)
     assert error == (IncompleteBody, "server closed the connection inside a chunked body")
+    for cut in (b"5", b"0", b"0\r\nX: y\r\n"):  # inside a size line, the last chunk, trailers
+        _, error, _ = parse(impl, [CHUNKED_HEAD + cut], eof=True)
+        assert error == (IncompleteBody, "server closed the connection inside a chunked body")
     _, error, _ = parse(impl, [b"HTTP/1.1 200 OK\r\nX: \x00\r\n\r\n"])
     assert error == (ProtocolError, "malformed response head")
     _, error, _ = parse(impl, [CHUNKED_HEAD + b"g\r\n"])
     assert error == (ProtocolError, "malformed chunked body")
+
+
+@pytest.mark.parametrize("eof", [False, True])
+def test_chunk_sizes_fit_in_64_bits(impl, eof):
+    # Go's parseHexUint: 16 significant hex digits at most; the body may then end short.
+    for size in (b"ffffffffffffffff", b"0000FFFFFFFFFFFFFFFF", b"8000000000000000"):
+        events, error, _ = parse(impl, [CHUNKED_HEAD + size + b"\r\nhi"], eof=eof)
+        assert events[1:] == [b"hi"]
+        assert error == ((IncompleteBody, "server closed the connection inside a chunked body") if eof else None)
+    for size in (b"10000000000000000", b"fffffffffffffffffffF", b"00010000000000000000"):
+        events, error, _ = parse(impl, [CHUNKED_HEAD + b"2\r\nhi\r\n" + size + b"\r\nhi"], eof=eof)
+        assert events[1:] == [b"hi"] and error == (ProtocolError, "chunk size too large")
+    # A line h11 refuses anyway stays malformed, whatever its size.
+    _, error, _ = parse(impl, [CHUNKED_HEAD + b"10000000000000000 x\r\n"], eof=eof)
+    assert error == (ProtocolError, "malformed chunked body")
+
+
+# --- the peer's words never choose the error ------------------------------------------------
+
+BAD_HEAD, BAD_CHUNKED = "malformed response head", "malformed chunked body"
+# h11 quotes the line it refuses in its message: what a server writes there must not matter.
+PEER_PHRASES = [
+    ("status-line-buffer-too-long", H + b"2x0 Receive buffer too long\r\n\r\n", BAD_HEAD),
+    ("status-line-peer-closed", H + b"2x0 peer closed connection\r\n\r\n", BAD_HEAD),
+    ("field-buffer-too-long", H + b"200 OK\r\nReceive buffer too long: 1\r\n\r\n", BAD_HEAD),
+    ("field-peer-closed", H + b"200 OK\r\nX peer closed connection\r\n\r\n", BAD_HEAD),
+    ("field-closed", H + b"200 OK\r\nclosed closed\r\n\r\n", BAD_HEAD),
+    ("value-closed", H + b"200 OK\r\nX: closed\x00\r\n\r\n", BAD_HEAD),
+    ("chunk-line-buffer-too-long", CHUNKED_HEAD + b"z;Receive buffer too long\r\n", BAD_CHUNKED),
+    ("chunk-line-peer-closed", CHUNKED_HEAD + b"z;peer closed connection\r\n", BAD_CHUNKED),
+    ("trailer-peer-closed", CHUNKED_HEAD + b"0\r\nX peer closed connection\r\n\r\n", BAD_CHUNKED),
+    ("trailer-buffer-too-long", CHUNKED_HEAD + b"0\r\nReceive buffer too long\r\n\r\n", BAD_CHUNKED),
+]
+
+
+@pytest.mark.parametrize(("data", "message"), [p[1:] for p in PEER_PHRASES], ids=[p[0] for p in PEER_PHRASES])
+@pytest.mark.parametrize("eof", [False, True])
+def test_peer_phrases_do_not_choose_the_error(impl, data, message, eof):
+    _, error, _ = parse(impl, [data], eof=eof)
+    assert error == (ProtocolError, message)
+
+
+@pytest.mark.parametrize("data", [p[1] for p in PEER_PHRASES], ids=[p[0] for p in PEER_PHRASES])
+def test_peer_phrases_same_as_py(twins, data):
+    for eof in (False, True):
+        assert_same(twins, data, eof=eof)
+        assert_same(twins, data, max_head_bytes=len(data) // 2, eof=eof)
 
 
 # --- the head budget, across informational heads ----------------------------------------------
