@@ -1,56 +1,60 @@
-"""The connection pool: idle connections, per-key limits and the requests waiting for them.
+"""Pool bookkeeping, with no threads, locks or clocks: idle connections, per-key limits and the
+requests waiting for them.
 
 Go's ``Transport`` keeps this state in ``idleConn``, ``idleConnWait``, ``connsPerHost`` and
-``connsPerHostWait``; here it is one ``Pool`` with one lock, never held across network I/O.
-A request that finds no idle connection becomes a ``Want``: it is served by whichever comes
+``connsPerHostWait``. ``PoolState`` holds it and makes every decision: which idle connection a
+request gets, whether a request may dial or must wait (``max_conns_per_host``), who gets a
+returned connection (the oldest waiter, else the idle pool), which connections expire. What
+follows from a decision (start these dials, wake these waiters, close these connections) goes
+to an outbox that the shell (threads, or an event loop) drains after each step and carries
+out, outside of any lock it holds.
+
+A request that finds no idle connection becomes a ``Waiter``: it is served by whichever comes
 first, a connection another request returns or its own dial (Go's late binding), and a dial
 that finishes after its request was served goes to the next waiter or the idle pool.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections import deque
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from ._errors import TransportClosed
 
-__all__ = ("Pool", "Want")
+__all__ = ("PoolState", "Waiter", "Actions")
 
 
-class Want:
-    """A request waiting for a connection (Go's ``wantConn``).
+class Waiter:
+    """A request waiting for a connection (Go's ``wantConn``): what the pool decided for it."""
 
-    The dialing thread and the pool hand results over under ``cond``; trace events raised while
-    dialing are queued in ``events`` and run by the waiting (calling) thread.
-    """
+    __slots__ = ("key", "conn", "error", "dialing", "abandoned")
 
-    __slots__ = ("key", "dial", "cond", "conn", "error", "dialing", "abandoned", "events")
-
-    def __init__(self, key: str, dial: Callable[["Want"], None]) -> None:
+    def __init__(self, key: Any) -> None:
         self.key = key
-        self.dial = dial  # runs on its own thread and ends with Pool.dial_finished
-        self.cond = threading.Condition(threading.Lock())
-        self.conn: Any = None
-        self.error: Optional[BaseException] = None
-        self.dialing = False  # a dial of this want's own is in flight
+        self.conn: Any = None  # the connection it was given
+        self.error: Optional[BaseException] = None  # its dial's error
+        self.dialing = False  # a dial of its own is in flight
         self.abandoned = False  # cancelled, timed out, or its caller failed
-        self.events: deque[Callable[[], Any]] = deque()
 
     @property
     def pending(self) -> bool:
         return self.conn is None and self.error is None and not self.abandoned
 
-    def post(self, event: Callable[[], Any]) -> None:
-        """Queue a trace hook call for the waiting thread."""
-        with self.cond:
-            self.events.append(event)
-            self.cond.notify()
 
-    def wake(self) -> None:
-        with self.cond:
-            self.cond.notify()
+class Actions:
+    """What the shell carries out after a step: start ``dials``, wake ``wake`` (their
+    ``conn`` or ``error`` is set), close ``close``; ``went_idle`` asks for the expiry timer."""
+
+    __slots__ = ("dials", "wake", "close", "went_idle")
+
+    def __init__(self) -> None:
+        self.dials: list[Waiter] = []
+        self.wake: list[Waiter] = []
+        self.close: list[Any] = []
+        self.went_idle = False
+
+    def __bool__(self) -> bool:
+        return bool(self.dials or self.wake or self.close or self.went_idle)
 
 
 class _HostState:
@@ -59,306 +63,214 @@ class _HostState:
     def __init__(self) -> None:
         self.dialing = 0  # dials in flight
         self.active = 0  # connections handed to requests
-        self.blocked = 0  # wants queued with no dial of their own (over max_conns_per_host)
-        self.queue: deque[Want] = deque()  # every pending want, oldest first
+        self.blocked = 0  # waiters queued with no dial of their own (over max_conns_per_host)
+        self.queue: deque[Waiter] = deque()  # every pending waiter, oldest first
 
 
-class Pool:
-    """Connections by key, with Go's limits; each ``Want``'s dial runs on a thread of its own."""
+class PoolState:
+    """Connections by key, with Go's limits. Each public method is one step (the threaded shell
+    runs it under its lock); ``now`` is the shell's monotonic clock; ``drain()`` hands over
+    what the steps decided."""
 
-    def __init__(
-        self,
-        idle: Any,
-        *,
-        max_conns_per_host: int,
-        idle_conn_timeout: Optional[float],
-        keep_alive: bool,
-    ) -> None:
-        self._idle = idle  # _speedups IdleConnections
+    def __init__(self, idle: Any, *, max_conns_per_host: int, idle_conn_timeout: Optional[float], keep_alive: bool) -> None:
+        self._idle = idle  # _speedups IdleConnections: MRU per key, global LRU
         self._max_conns_per_host = max_conns_per_host
-        self._idle_timeout = idle_conn_timeout
+        self.idle_timeout = idle_conn_timeout
         self._keep_alive = keep_alive
-        self._lock = threading.Lock()
-        self._reaper_wakeup = threading.Condition(self._lock)
-        self._reaper: Optional[threading.Thread] = None
-        self._hosts: dict[str, _HostState] = {}
+        self._hosts: dict[Any, _HostState] = {}
         # Active connections whose response was garbage-collected unfinished: closed already,
-        # their slots freed at the next locked step (a finalizer must not take the lock).
+        # their slots freed at the next step (a finalizer must not take the shell's lock).
         self.orphans: deque[Any] = deque()
         self.closed = False
+        self._actions = Actions()
+
+    def drain(self) -> Actions:
+        """What the steps so far decided, for the shell to carry out (and a fresh outbox)."""
+        actions = self._actions
+        if actions:
+            self._actions = Actions()
+        return actions
 
     # -- taking connections ------------------------------------------------------------------
 
-    def take_idle(self, key: str) -> Any:
-        """The most recently used idle connection for ``key``, marked active, or ``None``.
-
-        The caller checks it is still alive and calls ``discard`` if not.
-        """
-        expired = None
-        with self._lock:
-            if self.orphans:
-                self._settle_orphans()
-            if self.closed:
-                raise TransportClosed("transport is closed")
-            conn = self._idle.get(key)
-            if conn is not None and self._idle_timeout is not None:
-                cutoff = time.monotonic() - self._idle_timeout
-                if conn.idle_since < cutoff:
-                    # The newest is too old, so are all the others of this key.
-                    expired = [conn]
-                    while True:
-                        conn = self._idle.get(key)
-                        if conn is None:
-                            break
-                        expired.append(conn)
-            if conn is not None:
-                self._host(key).active += 1
-            else:
-                self._forget_if_unused(key)
-        if expired:
-            for old in expired:
-                old.close()
+    def take_idle(self, key: Any, now: float) -> Any:
+        """The most recently used idle connection for ``key``, now active, or None. The shell
+        checks it is still alive and ``release``s it (not reusable) if not."""
+        self._settle_orphans()
+        if self.closed:
+            raise TransportClosed("transport is closed")
+        conn = self._idle.get(key)
+        if conn is not None and self.idle_timeout is not None and conn.idle_since < now - self.idle_timeout:
+            # The newest is too old, so are all the others of this key.
+            while conn is not None:
+                self._actions.close.append(conn)
+                conn = self._idle.get(key)
+        if conn is not None:
+            self._host(key).active += 1
+        else:
+            self._forget_if_unused(key)
         return conn
 
-    def want(self, key: str, dial: Callable[[Want], None]) -> Want:
-        """Queue a want for ``key`` and start its dial unless ``max_conns_per_host`` is reached."""
-        want = Want(key, dial)
-        with self._lock:
-            if self.orphans:
-                self._settle_orphans()
-            if self.closed:
-                raise TransportClosed("transport is closed")
-            host = self._host(key)
-            host.queue.append(want)
-            limit = self._max_conns_per_host
-            if limit > 0 and self._total(key, host) >= limit:
-                host.blocked += 1
-                return want
-            host.dialing += 1
-            want.dialing = True
-        self._start_dial(want)
-        return want
+    def want(self, waiter: Waiter) -> None:
+        """Queue ``waiter``; it dials now unless ``max_conns_per_host`` is reached."""
+        self._settle_orphans()
+        if self.closed:
+            raise TransportClosed("transport is closed")
+        key = waiter.key
+        host = self._host(key)
+        host.queue.append(waiter)
+        limit = self._max_conns_per_host
+        if limit > 0 and self._total(key, host) >= limit:
+            host.blocked += 1
+            return
+        host.dialing += 1
+        waiter.dialing = True
+        self._actions.dials.append(waiter)
 
-    def abandon(self, want: Want, close: bool = False) -> None:
-        """The want's caller gave up (cancel, deadline, or an error of its own). A connection
-        delivered meanwhile goes back to the pool, or is closed when ``close`` is set (a trace
-        hook raised: the connection is closed then)."""
-        with self._lock:
-            if self.orphans:
-                self._settle_orphans()
-            if want.abandoned:
-                return
-            want.abandoned = True
-            host = self._hosts.get(want.key)
-            if host is not None and want in host.queue:
-                host.queue.remove(want)
-                if not want.dialing:
-                    host.blocked -= 1
-            conn, want.conn = want.conn, None
+    def abandon(self, waiter: Waiter, now: float, reusable: bool = True) -> None:
+        """The waiter's caller gave up (cancel, deadline, an error of its own). A connection
+        delivered meanwhile was never used: it goes back to the pool, or is closed when not
+        ``reusable`` (a trace hook raised)."""
+        self._settle_orphans()
+        if waiter.abandoned:
+            return
+        waiter.abandoned = True
+        host = self._hosts.get(waiter.key)
+        if host is not None and waiter in host.queue:
+            host.queue.remove(waiter)
+            if not waiter.dialing:
+                host.blocked -= 1
+        conn, waiter.conn = waiter.conn, None
         if conn is not None:
-            # Delivered just as its caller gave up: it was never used.
-            self.release(conn, reusable=not close)
+            self.release(conn, reusable, now)
 
-    def dial_finished(self, want: Want, conn: Any, error: Optional[BaseException]) -> None:
-        """Called by the dialing thread with the new connection or the dial's error."""
-        to_close = None
-        spare = False
-        starts: list[Want] = []
-        with self._lock:
-            if self.orphans:
-                self._settle_orphans()
-            host = self._host(want.key)
-            host.dialing -= 1
-            want.dialing = False
-            if want.pending:
-                host.queue.remove(want)
-                with want.cond:
-                    if conn is not None:
-                        host.active += 1
-                        want.conn = conn
-                    else:
-                        want.error = error
-                    want.cond.notify()
-            elif conn is not None and not want.abandoned and not self.closed:
-                # Served by another connection first (late binding): this one is spare.
+    def dial_finished(self, waiter: Waiter, conn: Any, error: Optional[BaseException], now: float) -> None:
+        """A dial ended with ``conn`` or ``error``: its waiter gets it, or (served first by a
+        returned connection: Go's late binding) the connection goes to the next waiter or the
+        idle pool; a cancelled request's late dial is closed (unlike Go, which keeps it)."""
+        self._settle_orphans()
+        key = waiter.key
+        host = self._host(key)
+        host.dialing -= 1
+        waiter.dialing = False
+        closing = False
+        if waiter.pending:
+            host.queue.remove(waiter)
+            if conn is not None:
                 host.active += 1
-                spare = True
-            elif conn is not None:
-                # A cancelled request's late dial is closed, not pooled (unlike Go, which keeps it).
-                to_close = conn
-            if conn is None or to_close is not None:
-                starts = self._dials_for_waiters(want.key, host)
-            self._forget_if_unused(want.key)
-        for waiter in starts:
-            self._start_dial(waiter)
-        if to_close is not None:
-            to_close.close()
-        if spare:
-            self.release(conn, reusable=True)
+                waiter.conn = conn
+            else:
+                waiter.error = error
+            self._actions.wake.append(waiter)
+        elif conn is not None and not waiter.abandoned and not self.closed:
+            host.active += 1
+            self.release(conn, True, now)
+            return
+        elif conn is not None:
+            self._actions.close.append(conn)
+            closing = True
+        if conn is None or closing:
+            self._dials_for_waiters(key, host)
+        self._forget_if_unused(key)
 
     # -- returning connections ---------------------------------------------------------------
 
-    def release(self, conn: Any, reusable: bool) -> bool:
-        """Return an active connection: to the oldest waiter, else to the idle pool, else closed.
-
-        Returns whether the connection was kept (handed over or idle).
-        """
-        to_close: list[Any] = []
-        starts: list[Want] = []
+    def release(self, conn: Any, reusable: bool, now: float) -> bool:
+        """Return an active connection: to the oldest waiter, else to the idle pool, else to
+        be closed. Returns whether it was kept."""
+        self._settle_orphans()
+        actions = self._actions
+        key = conn.key
+        host = self._host(key)
         kept = False
-        with self._lock:
-            if self.orphans:
-                self._settle_orphans()
-            key = conn.key
-            host = self._host(key)
-            if reusable and self._keep_alive and not self.closed and not conn.closed:
-                while host.queue and not kept:
-                    waiter = host.queue.popleft()
-                    if not waiter.dialing:
-                        host.blocked -= 1
-                    with waiter.cond:
-                        waiter.conn = conn
-                        waiter.cond.notify()
-                    kept = True
-                if not kept:
-                    host.active -= 1
-                    conn.idle_since = time.monotonic()
-                    to_close = self._idle.put(key, conn)
-                    kept = conn not in to_close
-                    if kept:
-                        self._start_reaper()
-                    for evicted in to_close:
-                        if evicted is not conn:
-                            starts.extend(self._dials_for_waiters(evicted.key, self._host(evicted.key)))
-                            self._forget_if_unused(evicted.key)
+        if reusable and self._keep_alive and not self.closed and not conn.closed:
+            if host.queue:
+                waiter = host.queue.popleft()
+                if not waiter.dialing:
+                    host.blocked -= 1
+                waiter.conn = conn
+                actions.wake.append(waiter)
+                kept = True
             else:
                 host.active -= 1
-                to_close = [conn]
-            if not kept:
-                starts.extend(self._dials_for_waiters(key, host))
-            self._forget_if_unused(key)
-        for waiter in starts:
-            self._start_dial(waiter)
-        for old in to_close:
-            old.close()
+                conn.idle_since = now
+                evicted = self._idle.put(key, conn)
+                kept = conn not in evicted
+                actions.went_idle = actions.went_idle or kept
+                actions.close.extend(evicted)
+                for old in evicted:
+                    if old is not conn:
+                        self._dials_for_waiters(old.key, self._host(old.key))
+                        self._forget_if_unused(old.key)
+        else:
+            host.active -= 1
+            actions.close.append(conn)
+        if not kept:
+            self._dials_for_waiters(key, host)
+        self._forget_if_unused(key)
         return kept
-
-    def discard(self, conn: Any) -> None:
-        """Close an active connection and free its slot."""
-        self.release(conn, reusable=False)
 
     def evict(self, conn: Any) -> None:
         """Close ``conn`` if it is idle (its owner's trace hook failed after it was pooled)."""
-        with self._lock:
-            if self.orphans:
-                self._settle_orphans()
-            removed = self._idle.remove(conn.key, conn)
-            if removed:
-                self._forget_if_unused(conn.key)
-        if removed:
-            conn.close()
+        self._settle_orphans()
+        if self._idle.remove(conn.key, conn):
+            self._forget_if_unused(conn.key)
+            self._actions.close.append(conn)
 
     # -- idle management ---------------------------------------------------------------------
 
     def close_idle(self) -> None:
         """Close every idle connection now."""
-        with self._lock:
-            if self.orphans:
-                self._settle_orphans()
-            conns = self._idle.pop_all()
-            for conn in conns:
-                self._forget_if_unused(conn.key)
-            self._reaper_wakeup.notify_all()
+        self._settle_orphans()
+        conns = self._idle.pop_all()
         for conn in conns:
-            conn.close()
+            self._forget_if_unused(conn.key)
+        self._actions.close.extend(conns)
 
     def close(self) -> None:
         """Close idle connections; connections returned later are closed, not kept."""
-        with self._lock:
-            if self.orphans:
-                self._settle_orphans()
-            self.closed = True
+        self.closed = True
         self.close_idle()
+
+    def expire(self, now: float) -> Optional[float]:
+        """Close idle connections past ``idle_conn_timeout``; returns when the next one
+        expires, or None when nothing is idle."""
+        timeout = self.idle_timeout
+        assert timeout is not None
+        self._settle_orphans()
+        expired = self._idle.pop_expired(now - timeout)
+        for conn in expired:
+            self._forget_if_unused(conn.key)
+        self._actions.close.extend(expired)
+        oldest = self._idle.oldest_idle_since()
+        return None if oldest is None else oldest + timeout  # type: ignore[no-any-return]
 
     def stats(self) -> dict[str, dict[str, int]]:
         """``Transport.pool_stats()``: counts per key with anything non-zero, and a total."""
+        self._settle_orphans()
         result: dict[str, dict[str, int]] = {}
         total = {"idle": 0, "active": 0, "dialing": 0, "waiting": 0}
-        with self._lock:
-            if self.orphans:
-                self._settle_orphans()
-            keys = set(self._hosts) | set(self._idle.keys())
-            for key in sorted(keys):
-                host = self._hosts.get(key)
-                counts = {
-                    "idle": self._idle.count(key),
-                    "active": host.active if host else 0,
-                    "dialing": host.dialing if host else 0,
-                    "waiting": host.blocked if host else 0,
-                }
-                if any(counts.values()):
-                    result[key] = counts
-                    for name, value in counts.items():
-                        total[name] += value
+        for key in sorted(set(self._hosts) | set(self._idle.keys()), key=str):
+            host = self._hosts.get(key)
+            counts = {
+                "idle": self._idle.count(key),
+                "active": host.active if host else 0,
+                "dialing": host.dialing if host else 0,
+                "waiting": host.blocked if host else 0,
+            }
+            if any(counts.values()):
+                result[str(key)] = counts
+                for name, value in counts.items():
+                    total[name] += value
         result["total"] = total
         return result
 
-    def _start_reaper(self) -> None:
-        # At most one timer thread per pool (lock held). A running timer needs no wake-up:
-        # a connection just put idle expires after every other one.
-        if self._idle_timeout is not None and self._reaper is None:
-            self._reaper = threading.Thread(target=self._reap, name="roundtrip-idle-reaper", daemon=True)
-            self._reaper.start()
-
-    def _reap(self) -> None:
-        """Close idle connections as they expire; end after a whole idle period with nothing
-        idle (so a busy pool keeps one thread, and an unused one keeps none)."""
-        timeout = self._idle_timeout
-        assert timeout is not None
-        lingered = False
-        while True:
-            with self._lock:
-                if self.orphans:
-                    self._settle_orphans()
-                if self.closed:
-                    self._reaper = None
-                    return
-                oldest = self._idle.oldest_idle_since()
-                if oldest is None:
-                    if lingered:
-                        self._reaper = None
-                        return
-                    lingered = True
-                    self._reaper_wakeup.wait(timeout)
-                    continue
-                lingered = False
-                now = time.monotonic()
-                if oldest + timeout > now:
-                    self._reaper_wakeup.wait(oldest + timeout - now)
-                    continue
-                expired = self._idle.pop_expired(now - timeout)
-                for conn in expired:
-                    self._forget_if_unused(conn.key)
-            for conn in expired:
-                conn.close()
-
-    # -- bookkeeping (lock held) -------------------------------------------------------------
-
-    def _host(self, key: str) -> _HostState:
-        host = self._hosts.get(key)
-        if host is None:
-            host = self._hosts[key] = _HostState()
-        return host
-
-    def _total(self, key: str, host: _HostState) -> int:
-        return host.dialing + host.active + self._idle.count(key)
+    # -- bookkeeping -------------------------------------------------------------------------
 
     def settle_orphans(self) -> None:
-        """Free the slots of connections whose responses were dropped (a waiter calls this
-        while it waits, as a finalizer cannot wake it)."""
-        if self.orphans:
-            with self._lock:
-                self._settle_orphans()
+        """Free the slots of connections whose responses were dropped unfinished (every step
+        does this first; a waiting request asks for it too, as a finalizer wakes nobody)."""
+        self._settle_orphans()
 
     def _settle_orphans(self) -> None:
         orphans = self.orphans
@@ -368,29 +280,32 @@ class Pool:
             if host is None:
                 continue
             host.active -= 1
-            for waiter in self._dials_for_waiters(conn.key, host):
-                self._start_dial(waiter)
+            self._dials_for_waiters(conn.key, host)
             self._forget_if_unused(conn.key)
 
-    def _forget_if_unused(self, key: str) -> None:
+    def _host(self, key: Any) -> _HostState:
+        host = self._hosts.get(key)
+        if host is None:
+            host = self._hosts[key] = _HostState()
+        return host
+
+    def _total(self, key: Any, host: _HostState) -> int:
+        return host.dialing + host.active + self._idle.count(key)
+
+    def _forget_if_unused(self, key: Any) -> None:
         host = self._hosts.get(key)
         if host is not None and not (host.dialing or host.active or host.queue):
             del self._hosts[key]
 
-    def _dials_for_waiters(self, key: str, host: _HostState) -> list[Want]:
-        """A slot freed under ``key``: the oldest blocked wants may dial now (Go's
+    def _dials_for_waiters(self, key: Any, host: _HostState) -> None:
+        """A slot freed under ``key``: the oldest blocked waiters may dial now (Go's
         ``decConnsPerHost``)."""
-        starts = []
         limit = self._max_conns_per_host
-        for want in host.queue:
+        for waiter in host.queue:
             if limit > 0 and self._total(key, host) >= limit:
                 break
-            if not want.dialing:
-                want.dialing = True
+            if not waiter.dialing:
+                waiter.dialing = True
                 host.blocked -= 1
                 host.dialing += 1
-                starts.append(want)
-        return starts
-
-    def _start_dial(self, want: Want) -> None:
-        threading.Thread(target=want.dial, args=(want,), name="roundtrip-dial", daemon=True).start()
+                self._actions.dials.append(waiter)

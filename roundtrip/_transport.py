@@ -20,7 +20,7 @@ from ._dial import Abandoned
 from ._errors import Cancelled, ConnectError, DeadlineExceeded, Error, SkipAltProtocol, TransportClosed
 from ._models import Request, Response
 from ._options import Options, check_timeout
-from ._pool import Pool, Want
+from ._sync_pool import Pool, Want
 from ._prepare import PreparedRequest, check_fields, prepare, rewound_body
 from ._proxy import proxy_from_environment, proxy_option
 from ._retry import should_retry
