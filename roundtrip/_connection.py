@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Optional
 
-from ._body import ChunkedBody, EmptyBody, FixedLengthBody, GzipBody, UntilCloseBody
+from ._response_body import ChunkedBody, EmptyBody, FixedLengthBody, GzipBody, UntilCloseBody
 from ._errors import Cancelled, DeadlineExceeded, Error, ProtocolError, ResponseHeaderTimeout, ServerDisconnected, Timeout
 from ._events import CHUNKED, UNTIL_CLOSE
 from ._headers import Headers

@@ -1,345 +1,158 @@
-"""Opening connections (Go's ``dialConn``): DNS, TCP connect, TLS, each bounded by its timeout.
+"""Dialing a route (Go's ``Transport.dialConn``): TCP to the origin or the proxy, the proxy's
+handshake, and TLS where the route needs it; the result is the connection's stream.
 
-Dials run on their own thread so that a waiting request can take whichever comes first, a
-returned connection or its dial. Trace events are posted to the waiting request, whose thread
-runs the hooks. A dial whose request has gone stops at the next 50 ms tick.
-
-A name's addresses are tried as ``_dial_schedule`` says (Happy Eyeballs, as Go dials): the
-connects in flight are non-blocking sockets waited on together by the dial's one thread;
-``connect_timeout`` bounds each address tried.
+Every step waits in short ticks (``_tcp.ticks``), so a dial stops soon after its request has
+gone (cancelled, past its deadline, or failed) and at each step's own deadline.
 """
 
 from __future__ import annotations
 
-import errno
-import ipaddress
-import os
-import select
 import socket
 import ssl
 import time
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, Optional
 
-from ._dial_schedule import Attempt, DialSchedule
-from ._errors import ConnectError, ConnectTimeout, Error, TLSError, TLSHandshakeTimeout
+from . import _speedups
+from ._errors import ConnectTimeout, ProxyError
+from ._handshake import Handshake, Send
+from ._route import Route
+from ._socks import socks5_handshake
+from ._streams import SocketStream, Stream, TLSStream
+from ._tcp import Post, lookup, open_socket, ticks
+from ._tls import TLSLayers, add_tls_layer, start_tls
+from ._tunnel import connect_handshake
 
-__all__ = ("open_socket", "lookup", "start_tls", "Abandoned", "Candidate")
+__all__ = ("connect_route", "run_handshake")
 
-_TICK = 0.05  # how often a dial looks whether its request still wants it
-
-
-class Abandoned(Exception):
-    """The request this dial was for has gone; the dial stops."""
-
-
-Post = Callable[..., None]  # post(hook_name, *args): run a trace hook on the caller's thread
-
-
-def _is_ip(host: str) -> bool:
-    """An IPv4 or IPv6 address; an IPv6 one may carry a ``%zone`` (which may hold "%" itself)."""
-    address, percent, _ = host.partition("%")
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return not percent or ip.version == 6
+# Go's dialConn: a CONNECT whose request can neither time out nor be cancelled still gives up
+# after a minute, so that a proxy that stops answering cannot hold a dial thread forever. The
+# SOCKS handshake gets the same bound here.
+_UNBOUNDED_HANDSHAKE_LIMIT = 60.0
 
 
-def _wait(sock: socket.socket, events: int, deadline: Optional[float], gone: Callable[[], bool], timeout_error: Callable[[], Error]) -> None:
-    poller = select.poll()
-    poller.register(sock, events | select.POLLERR | select.POLLHUP)
-    while True:
-        tick = _TICK
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise timeout_error()
-            tick = min(tick, left)
-        if poller.poll(tick * 1000):
-            return
-        if gone():
-            raise Abandoned()
+def connect_route(route: Route, options: Any, post: Post, gone: Callable[[], bool]) -> Stream:
+    """A stream ready for HTTP/1.1 to the origin, or to the proxy for absolute-form requests.
 
-
-class Candidate(NamedTuple):
-    """An address to connect to: ``host`` names it in trace events and messages (an IPv6
-    address with its ``%zone``)."""
-
-    family: int
-    sockaddr: Any
-    host: str
-
-
-# The resolver; a module attribute so that tests can stand in for DNS.
-_getaddrinfo = socket.getaddrinfo
-
-
-def _strerror(err: int) -> str:
-    return os.strerror(err).lower()
-
-
-def _join(host: str, port: int) -> str:
-    """Go's ``net.JoinHostPort``: IPv6 in brackets."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _scope_id(host: str, zone: str, port: int) -> int:
-    """The interface index for an IPv6 zone: a name (``lo``) or a number (Go's
-    ``ipv6ZoneCache.index``). Done here, not by getaddrinfo: glibc takes names only for
-    link-local addresses."""
-    try:
-        return socket.if_nametoindex(zone)
-    except (OSError, ValueError):
-        if zone.isascii() and zone.isdigit() and int(zone) < 1 << 32:
-            return int(zone)
-    raise ConnectError(f"dial tcp {_join(host, port)}: no network interface {zone!r}")
-
-
-def _candidate(family: int, sockaddr: Any) -> Candidate:
-    host = sockaddr[0]
-    if family == socket.AF_INET6 and sockaddr[3]:
-        try:
-            host = f"{host}%{socket.if_indextoname(sockaddr[3])}"
-        except OSError:
-            host = f"{host}%{sockaddr[3]}"
-    return Candidate(family, sockaddr, host)
-
-
-def lookup(host: str, port: int, post: Post) -> list[Candidate]:
-    """The addresses to try for ``host``, in the resolver's order. An IP literal (an IPv6
-    one with a ``%zone``, RFC 6874) needs no lookup, and gets no DNS trace events."""
-    if _is_ip(host):
-        if ":" not in host:
-            return [Candidate(socket.AF_INET, (host, port), host)]
-        address, _, zone = host.partition("%")
-        return [Candidate(socket.AF_INET6, (address, port, 0, _scope_id(host, zone, port) if zone else 0), host)]
-    post("dns_start", host)
-    try:
-        infos = _getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        error = ConnectError(f"dial tcp: lookup {host}: {exc}")
-        post("dns_done", [], error)
-        raise error from exc
-    candidates = [
-        _candidate(family, sockaddr)
-        for family, _, _, _, sockaddr in infos
-        if family in (socket.AF_INET, socket.AF_INET6)
-    ]
-    if not candidates:
-        error = ConnectError(f"dial tcp: lookup {host}: no IPv4 or IPv6 address")
-        post("dns_done", [], error)
-        raise error
-    post("dns_done", [candidate.host for candidate in candidates], None)
-    return candidates
-
-
-class _Connecting:
-    """One connect in flight during a dial."""
-
-    __slots__ = ("attempt", "sock", "addr", "deadline")
-
-    def __init__(self, attempt: Attempt, deadline: Optional[float]) -> None:
-        self.attempt = attempt
-        self.sock: Optional[socket.socket] = None
-        candidate: Candidate = attempt.address
-        self.addr = (candidate.host, candidate.sockaddr[1])
-        self.deadline = deadline
-
-    def error(self, what: str) -> ConnectError:
-        return ConnectError(f"dial tcp {_join(*self.addr)}: {what}")
-
-    def close(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
-
-
-def _start(attempt: Attempt, timeout: Optional[float], now: float) -> tuple[_Connecting, int]:
-    """Open a non-blocking socket for ``attempt`` and begin its connect: the attempt and
-    ``connect_ex``'s errno (0: connected already)."""
-    candidate: Candidate = attempt.address
-    connecting = _Connecting(attempt, None if timeout is None else now + timeout)
-    try:
-        connecting.sock = socket.socket(candidate.family, socket.SOCK_STREAM)
-        connecting.sock.setblocking(False)
-        return connecting, connecting.sock.connect_ex(candidate.sockaddr)
-    except OSError as exc:  # no such family here, out of descriptors, ...
-        return connecting, exc.errno or errno.EINVAL
-
-
-_IN_PROGRESS = (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY)
-
-
-class _Race:
-    """The connects of one dial, run as its ``DialSchedule`` says, on one thread: every
-    connect is non-blocking, and one ``poll`` waits for whichever finishes first."""
-
-    __slots__ = ("schedule", "timeout", "post", "poller", "flying")
-
-    def __init__(self, candidates: list[Candidate], timeout: Optional[float], post: Post) -> None:
-        self.schedule = DialSchedule(candidates, lambda candidate: candidate.family, time.monotonic())
-        self.timeout = timeout
-        self.post = post
-        self.poller = select.poll()
-        self.flying: dict[int, _Connecting] = {}  # by file descriptor
-
-    def start_due(self) -> Optional[_Connecting]:
-        """Start every connect due now; one that connects at once wins."""
-        now = time.monotonic()
-        attempts = self.schedule.due(now)
-        while attempts:  # a connect refused at once lets the next address start now
-            for attempt in attempts:
-                self.post("connect_start", (attempt.address.host, attempt.address.sockaddr[1]))
-                connecting, err = _start(attempt, self.timeout, now)
-                if err == 0:
-                    return connecting
-                if err in _IN_PROGRESS:
-                    assert connecting.sock is not None
-                    self.flying[connecting.sock.fileno()] = connecting
-                    self.poller.register(connecting.sock, select.POLLOUT | select.POLLERR | select.POLLHUP)
-                else:
-                    self._fail(connecting, connecting.error(f"connect: {_strerror(err)}"), now)
-            attempts = self.schedule.due(now)
-        return None
-
-    def wait(self) -> Optional[_Connecting]:
-        """Wait at most a tick for a connect to finish; the first to succeed wins. Raises
-        the dial's error once every address has failed."""
-        if self.schedule.exhausted:
-            raise self.schedule.error
-        now = time.monotonic()
-        wait = _TICK
-        wake = self.schedule.wake_at()
-        if wake is not None:
-            wait = min(wait, wake - now)
-        for connecting in self.flying.values():
-            if connecting.deadline is not None:
-                wait = min(wait, connecting.deadline - now)
-        ready = self.poller.poll(max(wait, 0.0) * 1000)
-        now = time.monotonic()
-        for fd, _ in ready:
-            connecting = self._land(fd)
-            assert connecting.sock is not None
-            err = connecting.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if not err:
-                return connecting
-            self._fail(connecting, connecting.error(f"connect: {_strerror(err)}"), now)
-        for fd, connecting in list(self.flying.items()):
-            if connecting.deadline is not None and now >= connecting.deadline:
-                self._land(fd)
-                self._fail(connecting, ConnectTimeout(f"dial tcp {_join(*connecting.addr)}: i/o timeout"), now)
-        return None
-
-    def _land(self, fd: int) -> _Connecting:
-        self.poller.unregister(fd)
-        return self.flying.pop(fd)
-
-    def _fail(self, connecting: _Connecting, error: Error, now: float) -> None:
-        connecting.close()
-        self.post("connect_done", connecting.addr, error)
-        self.schedule.failed(connecting.attempt, error, now)
-
-    def cancel_losers(self) -> None:
-        """Close the connects still in flight once one has won (Go's ``dialParallel`` cancels
-        the losing racer, whose dial reports the cancellation)."""
-        for connecting in self.flying.values():
-            connecting.close()
-            self.post("connect_done", connecting.addr, connecting.error("operation was canceled"))
-        self.flying.clear()
-
-    def close(self) -> None:
-        """Close every connect in flight: the request has gone."""
-        for connecting in self.flying.values():
-            connecting.close()
-        self.flying.clear()
-
-
-def _race(candidates: list[Candidate], timeout: Optional[float], post: Post, gone: Callable[[], bool]) -> socket.socket:
-    """Connect to one of ``candidates`` (Happy Eyeballs, see ``_dial_schedule``): a connected,
-    blocking socket with TCP_NODELAY. Every other socket opened on the way is closed.
-
-    Raises the primary family's first error when every address fails, or ``Abandoned``
-    within a tick of the request going.
+    ``post(hook, *args)`` reports trace events; ``gone()`` says the request no longer wants
+    this dial. Every socket opened is closed if the dial fails.
     """
-    race = _Race(candidates, timeout, post)
+    target = route.target
+    proxy = route.proxy
+    if proxy is None:
+        sock = open_socket(target.dial_host, target.port, options.connect_timeout, options.dial, post, gone)
+        return _tls_if(target.scheme == "https", sock, options, target.host, post, gone)
+
+    if proxy.scheme in ("socks5", "socks5h"):
+        host = target.host
+        if proxy.scheme == "socks5":
+            # socks5: the name is resolved here (socks5h leaves it to the proxy).
+            host = lookup(target.dial_host, target.port, post)[0].sockaddr[0]
+        sock = open_socket(proxy.dial_host, proxy.port, options.connect_timeout, options.dial, post, gone)
+        _handshake_or_close(sock, socks5_handshake(host, target.port, proxy.username, proxy.password), route, f"SOCKS5 proxy {proxy.display}", gone)
+        return _tls_if(target.scheme == "https", sock, options, target.host, post, gone)
+
+    sock = open_socket(proxy.dial_host, proxy.port, options.connect_timeout, options.dial, post, gone)
+    what = f"proxy {proxy.display}"
+    if route.absolute_form:
+        return _tls_if(proxy.scheme == "https", sock, options, proxy.host, post, gone)
+    tunnel = connect_handshake(target, proxy, options.max_response_header_bytes, _speedups.impl, what)
+    if proxy.scheme == "http":
+        _handshake_or_close(sock, tunnel, route, what, gone)
+        return _tls_if(True, sock, options, target.host, post, gone)
+    # TLS to the proxy, CONNECT inside it, TLS to the origin inside that.
     try:
-        while True:
-            if gone():
-                raise Abandoned()
-            winner = race.start_due() or race.wait()
-            if winner is not None:
-                break
-    except BaseException:
-        race.close()
-        raise
-    post("connect_done", winner.addr, None)
-    race.cancel_losers()
-    sock = winner.sock
-    assert sock is not None
-    try:
-        sock.setblocking(True)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        layers = TLSLayers(sock)
     except BaseException:
         sock.close()
         raise
-    return sock
-
-
-def open_socket(host: str, port: int, timeout: Optional[float], dial: Any, post: Post, gone: Callable[[], bool]) -> socket.socket:
-    """A connected TCP socket to ``host:port`` (an IPv6 address may carry ``%zone``), by the
-    caller's ``dial`` or the default one. ``timeout`` bounds each address tried."""
-    if dial is not None:
-        try:
-            sock = dial(host, port, timeout)
-        except Error:
-            raise
-        except socket.timeout as exc:
-            raise ConnectTimeout(f"dial {_join(host, port)}: {exc}") from exc
-        except OSError as exc:
-            raise ConnectError(f"dial {_join(host, port)}: {exc}") from exc
-        sock.settimeout(None)
-        return sock
-    candidates = lookup(host, port, post)
-    if gone():
-        raise Abandoned()
-    return _race(candidates, timeout, post, gone)
-
-
-def start_tls(sock: socket.socket, context: ssl.SSLContext, server_hostname: str, timeout: Optional[float], post: Post, gone: Callable[[], bool]) -> ssl.SSLSocket:
-    """Wrap ``sock`` in TLS and complete the handshake within ``timeout`` seconds."""
-    post("tls_handshake_start")
     try:
-        tls = context.wrap_socket(sock, server_hostname=server_hostname, do_handshake_on_connect=False)
-    except (ssl.SSLError, ssl.CertificateError, ValueError) as exc:
-        error = TLSError(f"tls: {exc}")
-        post("tls_handshake_done", error)
-        raise error from exc
-    deadline = None if timeout is None else time.monotonic() + timeout
+        add_tls_layer(layers, options, proxy.host, post, gone)
+        run_handshake(tunnel, _HandshakeIO(layers, _deadline(route), gone, what))
+        add_tls_layer(layers, options, target.host, post, gone)
+    except BaseException:
+        layers.close()
+        raise
+    return TLSStream(layers)
 
-    def timed_out() -> Error:
-        return TLSHandshakeTimeout("net/http: TLS handshake timeout")
 
+def _tls_if(wanted: bool, sock: socket.socket, options: Any, server_hostname: str, post: Post, gone: Callable[[], bool]) -> Stream:
+    if not wanted:
+        return SocketStream(sock)
+    return TLSStream(start_tls(sock, options, server_hostname, post, gone))
+
+
+def _deadline(route: Route) -> Optional[float]:
+    """When a proxy handshake starting now must be done by, if anything but the request's
+    Context bounds it."""
+    return time.monotonic() + _UNBOUNDED_HANDSHAKE_LIMIT if route.unbounded else None
+
+
+def _handshake_or_close(sock: socket.socket, handshake: Handshake, route: Route, what: str, gone: Callable[[], bool]) -> None:
     try:
-        tls.setblocking(False)
+        run_handshake(handshake, _HandshakeIO(sock, _deadline(route), gone, what))
+    except BaseException:
+        sock.close()
+        raise
+
+
+def run_handshake(handshake: Handshake, io: "_HandshakeIO") -> Any:
+    """Drive a ``_handshake`` generator on ``io``; returns the handshake's result."""
+    try:
+        step = next(handshake)
         while True:
+            if type(step) is Send:
+                io.send_all(step.data)
+                step = handshake.send(b"")
+            elif step.exact:
+                step = handshake.send(io.recv_exactly(step.size))
+            else:
+                step = handshake.send(io.recv(step.size))
+    except StopIteration as done:
+        io.sock.settimeout(None)
+        return done.value
+
+
+class _HandshakeIO:
+    """Blocking-looking I/O with a proxy on the dial thread, in ticks; socket errors become
+    ``ProxyError`` naming the proxy (``what``)."""
+
+    __slots__ = ("sock", "deadline", "gone", "what")
+
+    def __init__(self, sock: socket.socket, deadline: Optional[float], gone: Callable[[], bool], what: str) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.gone = gone
+        self.what = what
+
+    def _timed_out(self) -> ConnectTimeout:
+        return ConnectTimeout(f"{self.what} did not answer within {_UNBOUNDED_HANDSHAKE_LIMIT:g} s")
+
+    def _call(self, operation: Callable[..., Any], *args: Any) -> Any:
+        for tick in ticks(self.deadline, self.gone, self._timed_out):
+            self.sock.settimeout(tick)
             try:
-                tls.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                _wait(tls, select.POLLIN, deadline, gone, timed_out)
-            except ssl.SSLWantWriteError:
-                _wait(tls, select.POLLOUT, deadline, gone, timed_out)
-        tls.setblocking(True)
-    except Abandoned:
-        tls.close()
-        raise
-    except Error as exc:
-        tls.close()
-        post("tls_handshake_done", exc)
-        raise
-    except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
-        tls.close()
-        error = TLSError(f"tls: {exc}")
-        post("tls_handshake_done", error)
-        raise error from exc
-    post("tls_handshake_done", None)
-    return tls
+                return operation(*args)
+            except socket.timeout:
+                continue
+            except (ssl.SSLError, OSError) as exc:
+                raise ProxyError(f"{self.what}: {exc}") from exc
+        raise AssertionError("ticks ends only by raising")  # pragma: no cover
+
+    def send_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        sent = 0
+        while sent < len(view):
+            sent += self._call(self.sock.send, view[sent:])
+
+    def recv(self, size: int) -> bytes:
+        return self._call(self.sock.recv, size)  # type: ignore[no-any-return]
+
+    def recv_exactly(self, size: int) -> bytes:
+        parts = []
+        while size:
+            data = self.recv(size)
+            if not data:
+                raise ProxyError(f"{self.what} closed the connection during the handshake")
+            parts.append(data)
+            size -= len(data)
+        return b"".join(parts)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import io
 from http import HTTPStatus
-from typing import Any, Callable, Iterable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, Union
 
-from ._body import BYTES_LIKE
-from ._context import Context
+from ._request_body import BYTES_LIKE
 from ._errors import Error, ResponseClosed
 from ._headers import Headers, HeadersLike
 from ._trace import Trace
+
+if TYPE_CHECKING:
+    from ._context import Context
 
 __all__ = ("Request", "Response", "BodyType")
 

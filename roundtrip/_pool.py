@@ -259,8 +259,10 @@ class PoolState:
                 "waiting": host.blocked if host else 0,
             }
             if any(counts.values()):
-                result[str(key)] = counts
+                # Keys that differ only in proxy credentials share their text: one entry.
+                entry = result.setdefault(str(key), {"idle": 0, "active": 0, "dialing": 0, "waiting": 0})
                 for name, value in counts.items():
+                    entry[name] += value
                     total[name] += value
         result["total"] = total
         return result

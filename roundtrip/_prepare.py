@@ -5,17 +5,20 @@ the request may be replayed (Go's ``rewindBody`` and ``isReplayable``)."""
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-from ._body import BYTES_LIKE, OutgoingBody, plan_body
-from ._context import Context
+from ._request_body import BYTES_LIKE, OutgoingBody, plan_body
 from ._errors import InvalidRequest, UnrewindableBody
 from ._models import Request
 from ._options import Options
-from ._proxy import ProxyChooser, Route, route_for
+from ._proxy import ProxyChooser
+from ._route import Route, route_for
 from ._trace import Trace
 from ._urls import split_scheme, split_target
 from ._version import USER_AGENT
+
+if TYPE_CHECKING:
+    from ._context import Context
 
 __all__ = ("PreparedRequest", "check_fields", "prepare", "rewound_body", "HTTP_SCHEMES")
 

@@ -14,9 +14,9 @@ import time
 from typing import Any, Callable, Optional, Protocol, runtime_checkable
 
 from . import _speedups
-from ._body import BYTES_LIKE
+from ._request_body import BYTES_LIKE
 from ._connection import AttemptFailed, Connection, exchange
-from ._dial import Abandoned
+from ._dial import connect_route
 from ._errors import Cancelled, ConnectError, DeadlineExceeded, Error, SkipAltProtocol, TransportClosed
 from ._models import Request, Response
 from ._options import Options, check_timeout
@@ -24,6 +24,7 @@ from ._sync_pool import Pool, Want
 from ._prepare import PreparedRequest, check_fields, prepare, rewound_body
 from ._proxy import proxy_from_environment, proxy_option
 from ._retry import should_retry
+from ._tcp import Abandoned
 from ._trace import GotConnInfo
 
 __all__ = ("Transport", "RoundTripper")
@@ -221,7 +222,7 @@ class Transport:
         trace = prepared.trace
         key = prepared.route.key
         if trace is not None and trace.get_conn is not None:
-            trace.get_conn(key)
+            trace.get_conn(str(key))
         pool = self._pool
         while True:
             conn = pool.take_idle(key)
@@ -298,7 +299,7 @@ class Transport:
         conn = None
         error: Optional[BaseException] = None
         try:
-            stream = prepared.route.connect(prepared.options, post, lambda: want.abandoned)
+            stream = connect_route(prepared.route, prepared.options, post, lambda: want.abandoned)
             conn = Connection(stream, want.key, self._pool.orphans)
         except Abandoned:
             error = Cancelled("request cancelled")

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from ._errors import InvalidRequest
 
-__all__ = ("Target", "split_scheme", "split_target", "split_zone", "escape_zone", "DEFAULT_PORTS")
+__all__ = ("Target", "bracket", "join_host_port", "split_scheme", "split_target", "split_zone", "escape_zone", "DEFAULT_PORTS")
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -99,6 +99,19 @@ def _percent_encode(text: str) -> str:
     )
 
 
+def bracket(host: str, zone: str = "") -> str:
+    """``host`` as it stands in a URL authority: an IPv6 address in brackets, with its zone
+    (RFC 6874, escaped) when it has one."""
+    if zone:
+        return f"[{host}%25{escape_zone(zone)}]"
+    return f"[{host}]" if ":" in host else host
+
+
+def join_host_port(host: str, port: int, zone: str = "") -> str:
+    """Go's ``net.JoinHostPort``: ``host:port``, an IPv6 host in brackets."""
+    return f"{bracket(host, zone)}:{port}"
+
+
 @lru_cache(maxsize=512)
 def split_target(scheme: str, rest: str) -> Target:
     """Split the part after ``scheme:`` of an http or https URL.
@@ -168,5 +181,4 @@ def split_target(scheme: str, rest: str) -> Target:
     host = host.lower()
     # Go's connectMethodKey holds the zone: connections over different interfaces stay apart.
     # The zone keeps its case; interface names are case-sensitive.
-    bracketed = f"[{host}%25{escape_zone(zone)}]" if zone else f"[{host}]" if ":" in host else host
-    return Target(scheme, host, port, target, authority, f"{scheme}://{bracketed}:{port}", zone)
+    return Target(scheme, host, port, target, authority, f"{scheme}://{join_host_port(host, port, zone)}", zone)

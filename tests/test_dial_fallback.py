@@ -14,7 +14,7 @@ import pytest
 
 import roundtrip
 from roundtrip import Cancelled, ConnectError, ConnectTimeout, Context, Request, Trace
-from roundtrip import _dial
+from roundtrip import _tcp
 
 from servers import keep_alive_handler
 
@@ -94,7 +94,7 @@ def resolve(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[tuple]], None]:
             return list(answers)
         return real(host, port, *args, **kwargs)
 
-    monkeypatch.setattr(_dial, "_getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(_tcp, "_getaddrinfo", getaddrinfo)
     return lambda infos: answers.extend(infos)
 
 

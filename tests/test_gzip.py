@@ -8,7 +8,7 @@ import tracemalloc
 import pytest
 
 import roundtrip
-from roundtrip._body import GzipBody
+from roundtrip._response_body import GzipBody
 from roundtrip._errors import ProtocolError
 
 from servers import respond

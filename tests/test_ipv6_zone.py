@@ -12,7 +12,7 @@ from typing import Any, Optional
 import pytest
 
 from roundtrip import ConnectError, InvalidRequest, Request, Trace, proxy_url
-from roundtrip._proxy_url import parse_proxy_url
+from roundtrip._proxy import parse_proxy_url
 from roundtrip._urls import split_target
 
 from servers import keep_alive_handler

@@ -481,7 +481,7 @@ def test_connect_response_with_fields_and_informational_heads(make_transport, se
 
 def test_proxy_handshake_of_a_request_without_context_is_bounded(make_transport, server, monkeypatch):
     # Go's dialConn gives a CONNECT that nothing can cancel one minute; shortened here.
-    monkeypatch.setattr(roundtrip._proxy, "_UNBOUNDED_HANDSHAKE_LIMIT", 0.3)
+    monkeypatch.setattr(roundtrip._dial, "_UNBOUNDED_HANDSHAKE_LIMIT", 0.3)
     proxy = server(lambda conn: conn.wait_closed(5))
     t = make_transport(proxy=roundtrip.proxy_url(f"http://127.0.0.1:{proxy.port}"))
     started = time.monotonic()

@@ -1,22 +1,28 @@
-"""TLS inside TLS: an https origin through an https proxy. Python's ``SSLSocket`` cannot wrap
-another ``SSLSocket``, so both layers run over memory BIOs on one socket."""
+"""TLS on a dialed connection (Go's ``persistConn.addTLS``): the Transport's TLS settings, the
+handshake with its trace events, timeout and errors, and TLS inside TLS for an https origin
+behind an https proxy (Python's ``SSLSocket`` cannot wrap another ``SSLSocket``, so both
+layers run over memory BIOs on one socket)."""
 
 from __future__ import annotations
 
+import select
 import socket
 import ssl
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
-from ._dial import _TICK, Abandoned, Post
 from ._errors import Error, TLSError, TLSHandshakeTimeout
+from ._tcp import Abandoned, Post, ticks, wait_for
 
-__all__ = ("_TLSLayers", "_layer_handshake", "tls_context")
+__all__ = ("tls_context", "start_tls", "TLSLayers", "add_tls_layer")
+
+_READ_SIZE = 65536
+_Layer = TypeVar("_Layer")
 
 
 def tls_context(options: Any) -> ssl.SSLContext:
     """The Transport's ``ssl_context``, or the system's settings with verification on (made
-    once per Transport, when first needed)."""
+    once per Transport, when first needed: loading the CA certificates takes a while)."""
     if options.ssl_context is not None:
         return options.ssl_context  # type: ignore[no-any-return]
     if options.default_tls is None:
@@ -24,13 +30,93 @@ def tls_context(options: Any) -> ssl.SSLContext:
     return options.default_tls  # type: ignore[no-any-return]
 
 
-_READ_SIZE = 65536
+def _timed_out() -> Error:
+    return TLSHandshakeTimeout("net/http: TLS handshake timeout")
 
 
-# -- TLS inside TLS -----------------------------------------------------------------------------
+def _handshake(begin: Callable[[], _Layer], step: Callable[[_Layer, float], bool], timeout: Optional[float], post: Post, gone: Callable[[], bool]) -> _Layer:
+    """One TLS handshake with its trace events, timeout and error mapping: ``begin()`` sets the
+    layer up, ``step(layer, tick)`` advances the handshake waiting at most ``tick`` seconds and
+    says whether it is done. Failures are ``TLSError`` (or ``TLSHandshakeTimeout``)."""
+    post("tls_handshake_start")
+    try:
+        layer = begin()
+    except (ssl.SSLError, ssl.CertificateError, ValueError) as exc:
+        error = TLSError(f"tls: {exc}")
+        post("tls_handshake_done", error)
+        raise error from exc
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        for tick in ticks(deadline, gone, _timed_out):
+            if step(layer, tick):
+                break
+    except Abandoned:
+        raise
+    except Error as exc:
+        post("tls_handshake_done", exc)
+        raise
+    except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
+        error = TLSError(f"tls: {exc}")
+        post("tls_handshake_done", error)
+        raise error from exc
+    post("tls_handshake_done", None)
+    return layer
 
 
-class _TLSLayers(socket.socket):
+def _socket_step(tls: ssl.SSLSocket, tick: float) -> bool:
+    try:
+        tls.do_handshake()
+        return True
+    except ssl.SSLWantReadError:
+        wait_for(tls, select.POLLIN, tick)
+    except ssl.SSLWantWriteError:
+        wait_for(tls, select.POLLOUT, tick)
+    return False
+
+
+def start_tls(sock: socket.socket, options: Any, server_hostname: str, post: Post, gone: Callable[[], bool]) -> ssl.SSLSocket:
+    """TLS over ``sock`` with the Transport's settings, handshake done within
+    ``tls_handshake_timeout``. The socket is closed if this fails."""
+
+    wrapped: list[ssl.SSLSocket] = []
+
+    def begin() -> ssl.SSLSocket:
+        tls = tls_context(options).wrap_socket(sock, server_hostname=server_hostname, do_handshake_on_connect=False)
+        wrapped.append(tls)  # it owns the descriptor now
+        tls.setblocking(False)
+        return tls
+
+    try:
+        tls = _handshake(begin, _socket_step, options.tls_handshake_timeout, post, gone)
+        tls.setblocking(True)
+        return tls
+    except BaseException:
+        (wrapped[0] if wrapped else sock).close()
+        raise
+
+
+def _layer_step(layers: "TLSLayers", tick: float) -> bool:
+    layers.settimeout(tick)
+    try:
+        layers.handshake()
+        return True
+    except socket.timeout:
+        return False
+
+
+def add_tls_layer(layers: "TLSLayers", options: Any, server_hostname: str, post: Post, gone: Callable[[], bool]) -> None:
+    """A TLS handshake on a new innermost layer of ``layers``, as ``start_tls`` does one on a
+    socket (the caller closes ``layers`` if this fails)."""
+
+    def begin() -> TLSLayers:
+        layers.add_layer(tls_context(options), server_hostname)
+        return layers
+
+    _handshake(begin, _layer_step, options.tls_handshake_timeout, post, gone)
+    layers.settimeout(None)
+
+
+class TLSLayers(socket.socket):
     """TLS layers done in memory (``ssl.SSLObject``) over one TCP socket: TLS to an https
     proxy, and TLS to the origin inside its CONNECT tunnel (an ``ssl.SSLSocket`` cannot wrap
     another). It owns the TCP descriptor, so the connection code's shutdown, peek and select
@@ -135,45 +221,3 @@ class _TLSLayers(socket.socket):
     def version(self) -> Optional[str]:
         """The TLS version of the innermost layer (the origin's), like ``SSLSocket.version``."""
         return self._layers[-1][0].version() if self._layers else None
-
-    def pending(self) -> int:
-        return self._layers[-1][0].pending() if self._layers else 0
-
-
-def _layer_handshake(layers: _TLSLayers, options: Any, server_hostname: str, post: Post, gone: Callable[[], bool]) -> None:
-    """A TLS handshake on a new innermost layer, with ``start_tls``'s events, timeout and errors."""
-    post("tls_handshake_start")
-    try:
-        layers.add_layer(tls_context(options), server_hostname)
-    except (ssl.SSLError, ssl.CertificateError, ValueError) as exc:
-        error = TLSError(f"tls: {exc}")
-        post("tls_handshake_done", error)
-        raise error from exc
-    timeout = options.tls_handshake_timeout
-    deadline = None if timeout is None else time.monotonic() + timeout
-    try:
-        while True:
-            tick = _TICK
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TLSHandshakeTimeout("net/http: TLS handshake timeout")
-                tick = min(tick, left)
-            layers.settimeout(tick)
-            try:
-                layers.handshake()
-                break
-            except socket.timeout:
-                if gone():
-                    raise Abandoned() from None
-        layers.settimeout(None)
-    except Abandoned:
-        raise
-    except Error as exc:
-        post("tls_handshake_done", exc)
-        raise
-    except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
-        error = TLSError(f"tls: {exc}")
-        post("tls_handshake_done", error)
-        raise error from exc
-    post("tls_handshake_done", None)

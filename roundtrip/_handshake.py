@@ -1,0 +1,31 @@
+"""Proxy handshakes as state, with no I/O (the CONNECT of ``_tunnel``, the SOCKS5 of ``_socks``).
+
+A handshake is a generator. It yields what it needs done, ``Send(data)`` or
+``Receive(size, exact)``, and is sent back the bytes received (``b""`` at EOF for a receive that
+is not ``exact``; an ``exact`` one gets exactly ``size`` bytes, or the driver fails the
+handshake). What the generator returns is the handshake's result. A shell drives it on its
+connection, with its own deadlines and cancellation: ``_dial.run_handshake`` on a socket, and
+an event loop can drive the same generator.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generator, NamedTuple, Union
+
+__all__ = ("Send", "Receive", "Handshake")
+
+
+class Send(NamedTuple):
+    """Send all of ``data``."""
+
+    data: bytes
+
+
+class Receive(NamedTuple):
+    """Receive ``size`` bytes, exactly, or (not ``exact``) at most ``size`` and ``b""`` at EOF."""
+
+    size: int
+    exact: bool = True
+
+
+Handshake = Generator[Union[Send, Receive], bytes, Any]
