@@ -34,8 +34,7 @@ from ._proxy import proxy_from_environment, proxy_url
 from ._speedups import IMPLEMENTATION
 from ._trace import Trace
 from ._transport import RoundTripper, Transport
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = (
     "IMPLEMENTATION",
