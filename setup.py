@@ -3,7 +3,8 @@
 A failed compile fails the build, with a message that names ``ROUNDTRIP_NO_EXTENSIONS=1``
 (pip prints a failed build's output, but hides a successful one's, and caches the wheel it
 built: a silent pure-Python wheel would stay slow even after a compiler is installed).
-``ROUNDTRIP_NO_EXTENSIONS=1`` builds the pure-Python package on purpose;
+``ROUNDTRIP_NO_EXTENSIONS=1`` builds the pure-Python package on purpose (unless
+``ROUNDTRIP_REQUIRE_EXTENSIONS=1`` is set, as in any cibuildwheel run);
 ``ROUNDTRIP_PORTABLE_IO=1`` compiles the system calls through the code path Windows uses
 (``csrc/rt_io.h``), so it is tested on Linux too; ``ROUNDTRIP_DEBUG_BUILD=1`` compiles with
 ``-O0 -g`` and the address sanitizer. Release builds carry no debug information.
