@@ -94,6 +94,9 @@ static inline void rt_io_restore_error(int code) { WSASetLastError(code); }
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#ifndef POLLRDNORM
+#define POLLRDNORM POLLIN  /* hidden by some strict feature-test settings; POLLIN covers it */
+#endif
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL 0  /* macOS: Python ignores SIGPIPE, so EPIPE comes back as an error */
 #endif
