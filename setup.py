@@ -15,6 +15,7 @@ import sys
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.errors import BaseError
 
 
 def env_flag(name):
@@ -37,20 +38,20 @@ It makes roundtrip about twice as fast. Either
     Tools), then install again; or
   - accept the slower pure-Python implementation:
     ROUNDTRIP_NO_EXTENSIONS=1 pip install roundtrip-http
+    (Windows: set ROUNDTRIP_NO_EXTENSIONS=1, then pip install)
 ***********************************************************************
 """
 
 
-class ExtensionBuildFailed(RuntimeError):
-    """The compile failed and pure Python was not asked for."""
+class ExtensionBuildFailed(BaseError):
+    """The compile failed and pure Python was not asked for. A setuptools error: it ends the
+    build with its message alone, no traceback."""
 
 
 def fail(reason):
     """Stop the build: pip shows a failed build's output (it hides a successful one's), and
     caches no wheel, so the next attempt after installing a compiler compiles."""
-    message = FAILED.format(reason=str(reason).strip() or type(reason).__name__)
-    sys.stderr.write(message)
-    raise ExtensionBuildFailed(message) from reason
+    raise ExtensionBuildFailed(FAILED.format(reason=str(reason).strip() or type(reason).__name__)) from reason
 
 
 # Flags for GCC and Clang; MSVC gets its own (build_extensions below).
