@@ -42,11 +42,13 @@ for version in "${VERSIONS[@]}"; do
     started=$SECONDS
     rm -rf "$venv"
     "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check "$WORK/src[test,httpx,requests]"
+    # (this machine's pip configuration warns about absent local indexes on every package)
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "$WORK/src[test,httpx,requests]" \
+        2> >(grep -v "^WARNING: Location '" >&2)
     (cd "$WORK/run" && "$venv/bin/python" -c \
         "import roundtrip, sys; print(sys.version.split()[0], roundtrip.__version__, roundtrip.IMPLEMENTATION, roundtrip.__file__)")
     set +e
-    (cd "$WORK/run" && ROUNDTRIP_REQUIRE_EXTENSIONS=1 "$venv/bin/python" -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:-} tests) \
+    (cd "$WORK/run" && ROUNDTRIP_REQUIRE_EXTENSIONS=1 "$venv/bin/python" -m pytest -q -rfEs -p no:cacheprovider ${PYTEST_ARGS:-} tests) \
         > "$WORK/pytest-$version.log" 2>&1
     status=$?
     set -e
