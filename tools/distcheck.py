@@ -75,9 +75,8 @@ def make_venv(path: Path) -> Path:
     return path / ("Scripts" if os.name == "nt" else "bin") / "python"
 
 
-def expect(condition: bool, message: str) -> None:
-    """``message`` is "what should hold: what was found"; the first part is printed on success."""
-    what, _, found = message.partition(": ")
+def expect(condition: bool, what: str, found: str = "") -> None:
+    """``what`` should hold; ``found`` says what was there instead, if it does not."""
     if not condition:
         raise CheckFailed(f"{what}: {found}" if found else what)
     print("ok:", what, flush=True)
@@ -109,21 +108,21 @@ def check_sdist(sdist: Path) -> None:
         prefix = tar.getnames()[0].split("/")[0]
         names = {name[len(prefix) + 1 :] for name in tar.getnames()}
     missing = [name for name in SDIST_MUST_HAVE if name not in names]
-    expect(not missing, f"the sdist holds what a build needs: missing {missing}")
+    expect(not missing, "the sdist holds what a build needs", f"missing {missing}")
     unwanted = sorted(n for n in names if n.endswith((".c", ".so", ".pyd", ".pyc")))
-    expect(not unwanted, f"the sdist holds no generated or compiled files: found {unwanted}")
+    expect(not unwanted, "the sdist holds no generated or compiled files", f"found {unwanted}")
 
 
 def check_wheel(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
         compiled = [n for n in names if n.startswith("roundtrip/_speedups_c") and n.endswith((".so", ".pyd"))]
-        expect(len(compiled) == 1, f"the wheel holds the compiled module: found {compiled}")
+        expect(len(compiled) == 1, "the wheel holds the compiled module", f"found {compiled}")
         binary = zf.read(compiled[0])
     unwanted = sorted(n for n in names if n.startswith("tests/") or n.endswith((".c", ".pyx", ".pxi", ".h")))
-    expect(not unwanted, f"the wheel holds no tests, Cython sources or generated C: found {unwanted}")
-    expect(any(n.endswith(".dist-info/licenses/LICENSE") for n in names), "the wheel carries LICENSE: not in .dist-info/licenses")
-    expect(b".debug_info" not in binary, "the compiled module has no debug information: .debug_info present")
+    expect(not unwanted, "the wheel holds no tests, Cython sources or generated C", f"found {unwanted}")
+    expect(any(n.endswith(".dist-info/licenses/LICENSE") for n in names), "the wheel carries LICENSE", "not in .dist-info/licenses")
+    expect(b".debug_info" not in binary, "the compiled module has no debug information", ".debug_info present")
     print(f"   compiled module {compiled[0]}: {len(binary):,} bytes", flush=True)
 
 
@@ -132,8 +131,8 @@ def check_metadata(wheel: Path) -> None:
         meta = next(zf.read(n).decode() for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
     headers = [line for line in meta.split("\n\n", 1)[0].splitlines()]
     for wanted in ("Name: roundtrip-http", "License-Expression: MIT", "Requires-Python: >=3.10", "License-File: LICENSE"):
-        expect(wanted in headers, f"the metadata says {wanted!r}: not found")
-    expect(any(h.startswith("Project-URL: Source") for h in headers), "the metadata has project URLs: no Project-URL: Source")
+        expect(wanted in headers, f"the metadata says {wanted!r}", "not found")
+    expect(any(h.startswith("Project-URL: Source") for h in headers), "the metadata has project URLs", "no Project-URL: Source")
 
 
 def main() -> int:
@@ -176,30 +175,30 @@ def main() -> int:
         run([py, "-m", "pip", "install", "-q", "--no-index", "--find-links", wheelhouse, wheel])
         # From the temp dir, so that no source checkout can shadow the installed package.
         out = run([py, "-c", "import roundtrip; print(roundtrip.IMPLEMENTATION, roundtrip.__file__)"], cwd=work).stdout
-        expect(out.startswith("c ") and "site-packages" in out, f"the wheel's implementation is c: got {out.strip()!r}")
+        expect(out.startswith("c ") and "site-packages" in out, "the wheel's implementation is c", f"got {out.strip()!r}")
         version = run([py.parent / "roundtrip", "--version"], cwd=work).stdout.strip()
-        expect(version.endswith("(c)"), f"roundtrip --version names the implementation: got {version!r}")
+        expect(version.endswith("(c)"), "roundtrip --version names the implementation", f"got {version!r}")
 
         step("the sdist with no compiler: refused, with the way to accept pure Python")
         py = make_venv(work / "venv-sdist")
         env = no_compiler_env(work, py)
         refused = run([py, "-m", "pip", "install", "--no-cache-dir", "--disable-pip-version-check", sdist], env=env, cwd=work, check=False)
         output = refused.stdout + refused.stderr
-        expect(refused.returncode != 0, "without a compiler the sdist does not install silently as pure Python: it installed")
-        expect("ROUNDTRIP_NO_EXTENSIONS=1" in output, f"pip shows (without -v) how to accept pure Python: not in\n{output}")
+        expect(refused.returncode != 0, "without a compiler the sdist does not install silently as pure Python", "it installed")
+        expect("ROUNDTRIP_NO_EXTENSIONS=1" in output, "pip shows (without -v) how to accept pure Python", f"not in\n{output}")
         banner = output[output.find("*" * 20) : output.rfind("*" * 20) + 20]
         print("   pip said:\n" + "\n".join("   " + line.strip() for line in banner.splitlines()), flush=True)
         env["ROUNDTRIP_NO_EXTENSIONS"] = "1"
         run([py, "-m", "pip", "install", "-q", "--no-cache-dir", "--disable-pip-version-check", sdist], env=env, cwd=work)
         env.pop("ROUNDTRIP_NO_EXTENSIONS")
         out = run([py, "-c", "import roundtrip; print(roundtrip.IMPLEMENTATION)"], env=env, cwd=work).stdout.strip()
-        expect(out == "py", f"with ROUNDTRIP_NO_EXTENSIONS=1 the sdist installs pure Python: got {out!r}")
+        expect(out == "py", "with ROUNDTRIP_NO_EXTENSIONS=1 the sdist installs pure Python", f"got {out!r}")
         version = run([py.parent / "roundtrip", "--version"], env=env, cwd=work).stdout.strip()
-        expect(version.endswith("(py)"), f"roundtrip --version says pure Python: got {version!r}")
+        expect(version.endswith("(py)"), "roundtrip --version says pure Python", f"got {version!r}")
 
         step("workflows against GitHub's workflow schema")
         workflows = sorted(glob.glob(str(ROOT / ".github" / "workflows" / "*.yml")))
-        expect(bool(workflows), "there are workflows: none found")
+        expect(bool(workflows), "there are workflows", "none found")
         run([tools.parent / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows])
         print(f"ok: {len(workflows)} workflow(s) valid", flush=True)
     except CheckFailed as exc:
