@@ -41,6 +41,40 @@ def test_the_version_is_written_in_one_place():
         assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "roundtrip._version.__version__"}
 
 
+def _source_file(name: str) -> Path:
+    path = ROOT / name
+    if not path.exists():  # a wheel under test: only the package is there
+        pytest.skip("no source tree")
+    return path
+
+
+@pytest.mark.once
+def test_the_changelog_has_a_section_for_this_version():
+    changelog = _source_file("CHANGELOG.md").read_text()
+    assert f"## [{roundtrip.__version__}]" in changelog
+    assert "## [Unreleased]" in changelog
+
+
+@pytest.mark.once
+def test_every_claimed_python_is_built_and_tested():
+    if sys.version_info < (3, 11):
+        pytest.skip("tomllib is 3.11+")
+    import tomllib
+
+    config = tomllib.loads(_source_file("pyproject.toml").read_text())
+    classifiers = config["project"]["classifiers"]
+    claimed = sorted(
+        (c.rsplit(":: ", 1)[1] for c in classifiers if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)),
+        key=lambda v: tuple(map(int, v.split("."))),
+    )
+    assert claimed[0] == "3.10" and config["project"]["requires-python"] == f">={claimed[0]}"
+    built = config["tool"]["cibuildwheel"]["build"].split()
+    assert all(f"cp3{v.split('.')[1]}-*" in built for v in claimed), built
+    ci = _source_file(".github/workflows/ci.yml").read_text()
+    matrix = re.search(r"python: \[(.*)\]", ci)
+    assert matrix is not None and [v.strip(' "') for v in matrix.group(1).split(",")] == claimed
+
+
 @pytest.mark.once
 def test_version_option_names_the_implementation(capsys):
     assert _cli.main(["--version"]) == 0
