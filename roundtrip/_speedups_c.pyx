@@ -48,38 +48,30 @@ cdef extern from "Python.h":
     enum: PyBUF_WRITE
 
 
-cdef extern from "<poll.h>" nogil:
-    struct pollfd:
-        int fd
-        short events
-        short revents
-    int poll(pollfd* fds, unsigned long nfds, int timeout)
-    enum: POLLIN
+# Every system call below goes through csrc/rt_io.h: POSIX, Winsock, or (built with
+# ROUNDTRIP_PORTABLE_IO=1) the Winsock path's logic on POSIX, so that it is tested here.
+cdef extern from "rt_io.h":
+    const char* RT_IO_NAME
+    enum: RT_IO_ERROR, RT_IO_AGAIN, RT_IO_INTR
+    int rt_io_poll_readable(long long fd) noexcept
+    Py_ssize_t rt_io_send_nowait(long long fd, const char* buf, Py_ssize_t n, int nonblocking) noexcept
+    object rt_io_raise()
 
-cdef extern from "<sys/socket.h>" nogil:
-    ssize_t c_send "send"(int fd, const void* buf, size_t n, int flags)
-    enum: MSG_DONTWAIT, MSG_NOSIGNAL
+from cpython.exc cimport PyErr_CheckSignals
 
-cdef extern from "<errno.h>":
-    int errno
-    enum: EINTR, EAGAIN, EWOULDBLOCK
-
-from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
-from cpython.object cimport PyObject_AsFileDescriptor
+IO_BACKEND = RT_IO_NAME.decode("ascii")  # "posix", "winsock" or "portable"; not in __all__
 
 
-def poll_readable(int fd):
+def poll_readable(long long fd):
     """Whether ``fd`` is readable, hung up or in error, without waiting. A poll that cannot
     block keeps the GIL: no hand-over to another thread for a check that takes no time."""
-    cdef pollfd entry
     cdef int ready
-    entry.fd, entry.events, entry.revents = fd, POLLIN, 0
     while True:
-        ready = poll(&entry, 1, 0)
+        ready = rt_io_poll_readable(fd)
         if ready >= 0:
             return ready > 0
-        if errno != EINTR:
-            PyErr_SetFromErrno(OSError)
+        if ready != RT_IO_INTR:
+            rt_io_raise()
         PyErr_CheckSignals()
 
 
@@ -89,21 +81,22 @@ def send_nowait(sock, data):
     For plain TCP sockets only. It keeps the GIL, as a send that cannot block takes no time;
     a request head usually goes out whole in this one call.
     """
-    cdef int fd = PyObject_AsFileDescriptor(sock)
+    cdef long long fd = sock.fileno()
+    # Python keeps a socket with a timeout non-blocking underneath (socket.settimeout); Winsock
+    # cannot be asked, so the portable path goes by this.
+    cdef int nonblocking = sock.gettimeout() is not None
     cdef Py_buffer view
-    cdef ssize_t sent
+    cdef Py_ssize_t sent
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
     try:
         while True:
-            sent = c_send(fd, view.buf, view.len, MSG_DONTWAIT | MSG_NOSIGNAL)
+            sent = rt_io_send_nowait(fd, <const char*>view.buf, view.len, nonblocking)
             if sent >= 0:
                 return sent
-            if errno == EAGAIN:  # EWOULDBLOCK is the same value on Linux; see below otherwise
+            if sent == RT_IO_AGAIN:
                 return 0
-            if EWOULDBLOCK != EAGAIN and errno == EWOULDBLOCK:
-                return 0
-            if errno != EINTR:
-                PyErr_SetFromErrno(OSError)
+            if sent != RT_IO_INTR:
+                rt_io_raise()
             PyErr_CheckSignals()
     finally:
         PyBuffer_Release(&view)

@@ -432,4 +432,4 @@ def test_adapter_without_httpx_names_the_extra():
         "except ImportError as exc:\n"
         "    print(exc)\n"
     )
-    assert "pip install roundtrip[httpx]" in result.stdout, result.stderr
+    assert 'pip install "roundtrip-http[httpx]"' in result.stdout, result.stderr

@@ -518,4 +518,4 @@ def test_adapter_without_requests_names_the_extra():
         "    print(exc)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert "pip install roundtrip[requests]" in result.stdout, result.stderr
+    assert 'pip install "roundtrip-http[requests]"' in result.stdout, result.stderr

@@ -30,7 +30,10 @@ def _implementation(env: dict[str, str], hide_compiled: bool = False) -> subproc
     code = prelude + "import roundtrip; print(roundtrip.IMPLEMENTATION)"
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ROUNDTRIP_")}
     clean["PYTHONPATH"] = str(ROOT)
-    return subprocess.run([sys.executable, "-P", "-c", code], env={**clean, **env}, capture_output=True, text=True, timeout=60)
+    # From ROOT, the directory "python -c" puts first on sys.path is ROOT itself (no "-P": 3.11+).
+    return subprocess.run(
+        [sys.executable, "-c", code], env={**clean, **env}, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
 
 
 @pytest.mark.once

@@ -44,7 +44,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     parser.add_argument("--full", action="store_true", help="the README run: more runs, longer cells (a few minutes)")
     parser.add_argument("--json", metavar="FILE", help="also write every measurement as JSON to FILE")
-    parser.add_argument("--plot", metavar="FILE", help="also draw a bar chart PNG to FILE (needs matplotlib: pip install 'roundtrip[bench]')")
+    parser.add_argument("--plot", metavar="FILE", help="also draw a bar chart PNG to FILE (needs matplotlib: pip install 'roundtrip-http[bench]')")
     parser.add_argument("--clients", nargs="+", metavar="CLIENT", help=f"clients to run (default: all installed): {', '.join(all_clients)}; raw is always run as the reference")
     parser.add_argument("--scenarios", nargs="+", metavar="SCENARIO", help=f"scenarios to run (default: all): {', '.join(SCENARIOS)}")
     parser.add_argument("--runs", type=int, metavar="N", help="runs per client (default: 3 quick, 5 full)")
@@ -81,7 +81,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if opts.plot and importlib.util.find_spec("matplotlib") is None:
         print(
             "roundtrip bench: error: --plot needs matplotlib, which is not installed "
-            "(pip install matplotlib, or pip install 'roundtrip[bench]')",
+            "(pip install matplotlib, or pip install 'roundtrip-http[bench]')",
             file=sys.stderr,
         )
         return 2

@@ -189,6 +189,7 @@ def run(
     report = _aggregate(runs, [info.name for info in selected], scenario_names)
     report["meta"] = {
         "roundtrip_version": _roundtrip_version(),
+        "roundtrip_implementation": _roundtrip_implementation(),
         "server": server.kind,
         "server_description": server.description,
         "python": f"{platform.python_implementation()} {platform.python_version()}",
@@ -214,6 +215,13 @@ def _roundtrip_version() -> str:
     import roundtrip
 
     return roundtrip.__version__
+
+
+def _roundtrip_implementation() -> str:
+    """What ``import roundtrip`` gives in this environment: ``c`` or ``py`` (pure Python)."""
+    import roundtrip
+
+    return roundtrip.IMPLEMENTATION
 
 
 def _aggregate(runs: list[dict[str, Any]], clients: list[str], scenario_names: list[str]) -> dict[str, Any]:
@@ -329,7 +337,7 @@ def format_table(report: dict[str, Any]) -> str:
     if warning:
         lines += [warning, ""]
     lines.append(
-        f"roundtrip {meta['roundtrip_version']} bench ({meta['mode']}: {meta['runs']} run(s), {meta['duration_s']}s per cell) "
+        f"roundtrip {meta['roundtrip_version']} ({meta.get('roundtrip_implementation', '?')}) bench ({meta['mode']}: {meta['runs']} run(s), {meta['duration_s']}s per cell) "
         f"against {meta['server_description']} on 127.0.0.1; {meta['python']}, {meta['cpus']} CPUs, "
         f"load average {meta['load_average_before'][0]:.2f} before / {meta['load_average_after'][0]:.2f} after"
     )

@@ -10,7 +10,7 @@
 
 httpx and requests are optional dependencies: this package imports neither until one of its
 adapters is looked up, and looking one up without its library raises an ``ImportError`` that
-names the extra to install (``pip install roundtrip[httpx]``, ``pip install roundtrip[requests]``).
+names the extra to install (``pip install "roundtrip-http[httpx]"``, ``pip install "roundtrip-http[requests]"``).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def __getattr__(name: str) -> Any:
         importlib.import_module(library)
     except ImportError as exc:
         raise ImportError(
-            f"roundtrip.adapters.{name} needs the {library!r} package: pip install roundtrip[{extra}]",
+            f"roundtrip.adapters.{name} needs the {library!r} package: pip install \"roundtrip-http[{extra}]\"",
             name=library,
         ) from exc
     value = getattr(importlib.import_module(module_name, __name__), name)
