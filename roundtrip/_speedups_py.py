@@ -86,16 +86,33 @@ def encode_request_head(method: str, target: str, fields: Iterable[tuple[str, st
 
 def poll_readable(fd: int) -> bool:
     """Whether ``fd`` is readable, hung up or in error, without waiting."""
-    poller = select.poll()
+    if _poll is None:  # Windows: select() reports a hang-up or an error as readable too
+        readable, _, failed = select.select([fd], [], [fd], 0)
+        return bool(readable or failed)
+    poller = _poll()
     poller.register(fd, select.POLLIN)
     return bool(poller.poll(0))
 
 
+_poll = getattr(select, "poll", None)
+# MSG_DONTWAIT: Linux and macOS; MSG_NOSIGNAL (no SIGPIPE on a closed peer): Linux only
+# (CPython ignores SIGPIPE anyway). Windows has neither: the socket is made non-blocking.
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+_NOWAIT_FLAGS = _DONTWAIT | getattr(socket, "MSG_NOSIGNAL", 0)
+
+
 def send_nowait(sock: socket.socket, data: Any) -> int:
-    """Send what the socket takes now (``MSG_DONTWAIT``): the count sent, 0 if nothing fits.
-    For plain TCP sockets only."""
+    """Send what the socket takes now: the count sent, 0 if nothing fits. For plain TCP
+    sockets only; a blocking socket stays blocking."""
     try:
-        return sock.send(data, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+        if _DONTWAIT:
+            return sock.send(data, _NOWAIT_FLAGS)
+        timeout = sock.gettimeout()
+        sock.setblocking(False)
+        try:
+            return sock.send(data)
+        finally:
+            sock.settimeout(timeout)
     except BlockingIOError:
         return 0
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
-import select
+import selectors
 import socket
 import time
 from typing import Any, Callable, Iterator, NamedTuple, Optional
@@ -63,10 +63,11 @@ def ticks(deadline: Optional[float], gone: Callable[[], bool], timeout_error: Ca
 
 
 def wait_for(sock: socket.socket, events: int, tick: float) -> bool:
-    """Whether ``sock`` is ready for ``events`` (or hung up, or in error) within ``tick`` seconds."""
-    poller = select.poll()
-    poller.register(sock, events | select.POLLERR | select.POLLHUP)
-    return bool(poller.poll(tick * 1000))
+    """Whether ``sock`` is ready for ``events`` (``selectors.EVENT_READ`` or ``EVENT_WRITE``;
+    hung up or in error counts as ready) within ``tick`` seconds."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(sock, events)
+        return bool(selector.select(tick))
 
 
 class Candidate(NamedTuple):
@@ -174,15 +175,15 @@ _IN_PROGRESS = (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY)
 
 class _Race:
     """The connects of one dial, run as its ``DialSchedule`` says, on one thread: every
-    connect is non-blocking, and one ``poll`` waits for whichever finishes first."""
+    connect is non-blocking, and one selector waits for whichever finishes first."""
 
-    __slots__ = ("schedule", "timeout", "post", "poller", "flying")
+    __slots__ = ("schedule", "timeout", "post", "selector", "flying")
 
     def __init__(self, candidates: list[Candidate], timeout: Optional[float], post: Post) -> None:
         self.schedule = DialSchedule(candidates, lambda candidate: candidate.family, time.monotonic())
         self.timeout = timeout
         self.post = post
-        self.poller = select.poll()
+        self.selector = selectors.DefaultSelector()  # epoll, kqueue, or select on Windows
         self.flying: dict[int, _Connecting] = {}  # by file descriptor
 
     def start_due(self) -> Optional[_Connecting]:
@@ -198,7 +199,7 @@ class _Race:
                 if err in _IN_PROGRESS:
                     assert connecting.sock is not None
                     self.flying[connecting.sock.fileno()] = connecting
-                    self.poller.register(connecting.sock, select.POLLOUT | select.POLLERR | select.POLLHUP)
+                    self.selector.register(connecting.sock, selectors.EVENT_WRITE)
                 else:
                     self._fail(connecting, connecting.error(f"connect: {_strerror(err)}"), now)
             attempts = self.schedule.due(now)
@@ -217,9 +218,9 @@ class _Race:
         for connecting in self.flying.values():
             if connecting.deadline is not None:
                 wait = min(wait, connecting.deadline - now)
-        ready = self.poller.poll(max(wait, 0.0) * 1000)
+        ready = [key.fd for key, _ in self.selector.select(max(wait, 0.0))]
         now = time.monotonic()
-        for fd, _ in ready:
+        for fd in ready:
             connecting = self._land(fd)
             assert connecting.sock is not None
             err = connecting.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
@@ -233,7 +234,7 @@ class _Race:
         return None
 
     def _land(self, fd: int) -> _Connecting:
-        self.poller.unregister(fd)
+        self.selector.unregister(fd)
         return self.flying.pop(fd)
 
     def _fail(self, connecting: _Connecting, error: Error, now: float) -> None:
@@ -248,12 +249,14 @@ class _Race:
             connecting.close()
             self.post("connect_done", connecting.addr, connecting.error("operation was canceled"))
         self.flying.clear()
+        self.selector.close()
 
     def close(self) -> None:
         """Close every connect in flight: the request has gone."""
         for connecting in self.flying.values():
             connecting.close()
         self.flying.clear()
+        self.selector.close()
 
 
 def _race(candidates: list[Candidate], timeout: Optional[float], post: Post, gone: Callable[[], bool]) -> socket.socket:

@@ -5,7 +5,7 @@ layers run over memory BIOs on one socket)."""
 
 from __future__ import annotations
 
-import select
+import selectors
 import socket
 import ssl
 import time
@@ -68,9 +68,9 @@ def _socket_step(tls: ssl.SSLSocket, tick: float) -> bool:
         tls.do_handshake()
         return True
     except ssl.SSLWantReadError:
-        wait_for(tls, select.POLLIN, tick)
+        wait_for(tls, selectors.EVENT_READ, tick)
     except ssl.SSLWantWriteError:
-        wait_for(tls, select.POLLOUT, tick)
+        wait_for(tls, selectors.EVENT_WRITE, tick)
     return False
 
 
