@@ -6,6 +6,8 @@ caller can decide for itself whether a manual retry is safe.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = (
     "Error",
     "InvalidRequest",
@@ -43,7 +45,22 @@ class Error(Exception):
 
 class InvalidRequest(Error, ValueError):
     """The request failed validation before any I/O: its method, a header name or value,
-    its URL (scheme, host, port, control characters) or its body; nothing was dialed or sent."""
+    its URL (scheme, host, port, control characters) or its body; nothing was dialed or sent.
+
+    ``part`` says what was wrong: ``"method"``, ``"header"``, ``"url"``, ``"scheme"`` or
+    ``"body"`` (adapters map the error by it, never by its message).
+    """
+
+    PARTS = ("method", "header", "url", "scheme", "body")
+
+    def __init__(self, message: str, part: str) -> None:
+        if part not in self.PARTS:
+            raise ValueError(f"part must be one of {', '.join(self.PARTS)}, not {part!r}")
+        super().__init__(message)
+        self.part = part
+
+    def __reduce__(self) -> Any:
+        return (type(self), (str(self), self.part), self.__dict__)
 
 
 class ConnectError(Error):

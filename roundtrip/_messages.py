@@ -1,10 +1,15 @@
-"""Messages of the response parser's errors, defined once for both twins.
+"""Messages defined once for both twins: the response parser's errors, and the validation
+errors with the part of the request they name.
 
 ``_speedups_py`` and the compiled ``_speedups_c`` take these at import, so the two raise the
-same text for the same bytes.
+same class with the same text for the same input.
 """
 
 from __future__ import annotations
+
+import json
+
+from ._errors import InvalidRequest
 
 BAD_HEAD = "malformed response head"
 BAD_CHUNKED = "malformed chunked body"
@@ -16,3 +21,23 @@ LINE_TOO_LONG = "chunk header or trailers too large"
 CHUNK_SIZE_TOO_LARGE = "chunk size too large"
 # Feeding bytes after feed_eof() is a caller's bug (h11 words it the same way).
 FED_AFTER_EOF = "received close, then received more data?"
+
+
+# Validation before any I/O (Go's httpguts rules and validMethod). Names and methods are quoted
+# as JSON quotes them; a header value is never echoed: it may be a secret.
+
+
+def invalid_method(method: str) -> InvalidRequest:
+    return InvalidRequest(f"invalid method {json.dumps(method)}", "method")
+
+
+def invalid_header_name(name: str) -> InvalidRequest:
+    return InvalidRequest(f"invalid header field name {json.dumps(name)}", "header")
+
+
+def invalid_header_value(name: str) -> InvalidRequest:
+    return InvalidRequest(f"invalid header field value for key {json.dumps(name)}", "header")
+
+
+def unencodable_header_value(name: str) -> InvalidRequest:
+    return InvalidRequest(f"header field value for key {json.dumps(name)} cannot be encoded as latin-1", "header")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from ._request_body import BYTES_LIKE, OutgoingBody, plan_body
 from ._errors import InvalidRequest, UnrewindableBody
+from ._messages import invalid_method
 from ._models import Request
 from ._options import Options
 from ._proxy import ProxyChooser
@@ -86,7 +87,7 @@ def check_fields(request: Request, impl: Any) -> tuple[str, str]:
     str, and an http(s) request's header fields are valid. Returns ``(scheme, rest)``."""
     url = request.url
     if not isinstance(url, str):
-        raise InvalidRequest(f"request URL must be str, not {type(url).__name__}")
+        raise InvalidRequest(f"request URL must be str, not {type(url).__name__}", "url")
     scheme, rest = split_scheme(url)
     if scheme in HTTP_SCHEMES:
         impl.validate_header_fields(request.headers._items)
@@ -113,10 +114,10 @@ def prepare(request: Request, scheme: str, rest: str, body: Any, options: Option
     Raises ``InvalidRequest`` (no I/O has happened), ``UnrewindableBody`` or ``ProxyError``.
     """
     if scheme not in HTTP_SCHEMES:
-        raise InvalidRequest(f"unsupported protocol scheme {json.dumps(scheme)}")
+        raise InvalidRequest(f"unsupported protocol scheme {json.dumps(scheme)}", "scheme")
     method = request.method
     if not isinstance(method, str):
-        raise InvalidRequest(f"invalid method {json.dumps(str(method))}")
+        raise invalid_method(str(method))
     if not method:
         method = "GET"
     elif method not in _COMMON_METHODS:

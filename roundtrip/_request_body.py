@@ -46,10 +46,10 @@ class OutgoingBody:
         for chunk in chunks:
             sent += len(chunk)
             if sent > self.length:
-                raise InvalidRequest(f"request body is longer than its Content-Length {self.length}")
+                raise InvalidRequest(f"request body is longer than its Content-Length {self.length}", "body")
             yield chunk
         if sent != self.length:
-            raise InvalidRequest(f"request body of {sent} bytes is shorter than its Content-Length {self.length}")
+            raise InvalidRequest(f"request body of {sent} bytes is shorter than its Content-Length {self.length}", "body")
 
 
 def _read_source(source: Any) -> Iterator[Any]:
@@ -60,11 +60,11 @@ def _read_source(source: Any) -> Iterator[Any]:
             if not chunk:
                 return
             if not isinstance(chunk, BYTES_LIKE):
-                raise InvalidRequest("request body file must be opened in binary mode")
+                raise InvalidRequest("request body file must be opened in binary mode", "body")
             yield chunk
     for chunk in source:
         if not isinstance(chunk, BYTES_LIKE):
-            raise InvalidRequest(f"request body iterable yielded {type(chunk).__name__}, not bytes")
+            raise InvalidRequest(f"request body iterable yielded {type(chunk).__name__}, not bytes", "body")
         if len(chunk):  # an empty chunk would end a chunked body early
             yield chunk
 
@@ -101,13 +101,13 @@ def plan_body(method: str, body: Any, declared_length: Optional[int]) -> Optiona
             return None  # Go's outgoingLength: an empty body sends no Content-Length outside POST/PUT/PATCH
         return OutgoingBody(data, None, len(data))
     if isinstance(body, str):
-        raise InvalidRequest("request body must be bytes, a binary file or an iterable of bytes, not str")
+        raise InvalidRequest("request body must be bytes, a binary file or an iterable of bytes, not str", "body")
     if hasattr(body, "read"):
         length = _file_size(body)
     elif hasattr(body, "__iter__"):
         length = None
     else:
-        raise InvalidRequest(f"request body of type {type(body).__name__} is not supported")
+        raise InvalidRequest(f"request body of type {type(body).__name__} is not supported", "body")
     if length is None:
         length = declared_length
     return OutgoingBody(None, body, length)

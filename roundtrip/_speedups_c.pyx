@@ -20,10 +20,9 @@ from cpython.memoryview cimport PyMemoryView_FromMemory
 from libc.stdlib cimport free, malloc
 from libc.string cimport memchr, memcmp, memcpy, memmove
 
-import json
 
 from . import _messages
-from ._errors import HeaderTooLarge, IncompleteBody, InvalidRequest, ProtocolError
+from ._errors import HeaderTooLarge, IncompleteBody, ProtocolError
 from ._events import CHUNKED, UNTIL_CLOSE, EndOfBody, ResponseHead
 
 cdef extern from "rt_bytes.h":
@@ -181,7 +180,7 @@ def validate_method(method):
     """Raise ``InvalidRequest`` unless ``method`` is a token."""
     _need_str(method)
     if not _token(<str>method):
-        raise InvalidRequest(f"invalid method {json.dumps(method)}")
+        raise _messages.invalid_method(method)
 
 
 def validate_header_fields(fields):
@@ -193,15 +192,13 @@ def validate_header_fields(fields):
     for name, value in fields:
         _need_str(name)
         if not _token(<str>name):
-            raise InvalidRequest(f"invalid header field name {json.dumps(name)}")
+            raise _messages.invalid_header_name(name)
         _need_str(value)
         problem = _value_problem(<str>value)
         if problem == 1:
-            raise InvalidRequest(f"invalid header field value for key {json.dumps(name)}")
+            raise _messages.invalid_header_value(name)
         if problem == 2:
-            raise InvalidRequest(
-                f"header field value for key {json.dumps(name)} cannot be encoded as latin-1"
-            )
+            raise _messages.unencodable_header_value(name)
 
 
 cdef inline char* _put(char* out, str s) noexcept:

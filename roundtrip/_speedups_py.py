@@ -7,7 +7,6 @@ h11, which is also the oracle the compiled parser is tested against.
 
 from __future__ import annotations
 
-import json
 import re
 import select
 import socket
@@ -18,7 +17,7 @@ from typing import Any, Iterable
 import h11
 
 from . import _messages
-from ._errors import HeaderTooLarge, IncompleteBody, InvalidRequest, ProtocolError
+from ._errors import HeaderTooLarge, IncompleteBody, ProtocolError
 from ._events import CHUNKED, UNTIL_CLOSE, EndOfBody, ResponseHead
 
 __all__ = (
@@ -54,7 +53,7 @@ def is_token(text: str) -> bool:
 def validate_method(method: str) -> None:
     """Raise ``InvalidRequest`` unless ``method`` is a token."""
     if _token_re.fullmatch(method) is None:
-        raise InvalidRequest(f"invalid method {json.dumps(method)}")
+        raise _messages.invalid_method(method)
 
 
 def validate_header_fields(fields: Iterable[tuple[str, str]]) -> None:
@@ -64,13 +63,11 @@ def validate_header_fields(fields: Iterable[tuple[str, str]]) -> None:
     """
     for name, value in fields:
         if _token_re.fullmatch(name) is None:
-            raise InvalidRequest(f"invalid header field name {json.dumps(name)}")
+            raise _messages.invalid_header_name(name)
         if _bad_value_char_re.search(value) is not None:
-            raise InvalidRequest(f"invalid header field value for key {json.dumps(name)}")
+            raise _messages.invalid_header_value(name)
         if _not_latin1_re.search(value) is not None:
-            raise InvalidRequest(
-                f"header field value for key {json.dumps(name)} cannot be encoded as latin-1"
-            )
+            raise _messages.unencodable_header_value(name)
 
 
 def encode_request_head(method: str, target: str, fields: Iterable[tuple[str, str]]) -> bytes:

@@ -68,20 +68,20 @@ def split_zone(host: str) -> tuple[str, str]:
     address, escaped, zone = host.partition("%25")
     if not escaped:
         if "%" in host:
-            raise InvalidRequest("invalid IPv6 zone in URL host: write the zone's '%' as %25")
+            raise InvalidRequest("invalid IPv6 zone in URL host: write the zone's '%' as %25", "url")
         return host, ""
     if not zone:
-        raise InvalidRequest("invalid IPv6 zone in URL host: empty zone after %25")
+        raise InvalidRequest("invalid IPv6 zone in URL host: empty zone after %25", "url")
     if not _zone_re.fullmatch(zone):
-        raise InvalidRequest("invalid IPv6 zone in URL host: bad character or percent-escape")
+        raise InvalidRequest("invalid IPv6 zone in URL host: bad character or percent-escape", "url")
     try:
         unescaped = _zone_escape_re.sub(lambda m: chr(int(m.group(1), 16)), zone).encode("latin-1").decode("utf-8")
     except UnicodeError:
-        raise InvalidRequest("invalid IPv6 zone in URL host: escapes are not UTF-8") from None
+        raise InvalidRequest("invalid IPv6 zone in URL host: escapes are not UTF-8", "url") from None
     # Go's unescape (encodeZone) refuses escaped bytes that could not appear in a host, such
     # as controls; an interface name never holds one.
     if _bad_char_re.search(unescaped):
-        raise InvalidRequest("invalid IPv6 zone in URL host: control character or space")
+        raise InvalidRequest("invalid IPv6 zone in URL host: control character or space", "url")
     return address, unescaped
 
 
@@ -120,7 +120,7 @@ def split_target(scheme: str, rest: str) -> Target:
     in the host, path or query.
     """
     if not rest.startswith("//"):
-        raise InvalidRequest("no Host in request URL")
+        raise InvalidRequest("no Host in request URL", "url")
     end = len(rest)
     for delimiter in "/?#":
         found = rest.find(delimiter, 2)
@@ -133,17 +133,17 @@ def split_target(scheme: str, rest: str) -> Target:
     if authority.startswith("["):
         close = authority.find("]")
         if close == -1:
-            raise InvalidRequest("missing ']' in URL host")
+            raise InvalidRequest("missing ']' in URL host", "url")
         host, zone = split_zone(authority[1:close])
         if not _ipv6_re.fullmatch(host):
-            raise InvalidRequest("invalid IPv6 address in URL host")
+            raise InvalidRequest("invalid IPv6 address in URL host", "url")
         port_text = authority[close + 1 :]
         if zone:
             # Go's removeZone: the zone means something only on this machine, so the Host
             # field (and an absolute-form target) carries the address alone.
             authority = f"[{host}]{port_text}"
         if port_text and not port_text.startswith(":"):
-            raise InvalidRequest(f"invalid port {port_text!r} after host in URL")
+            raise InvalidRequest(f"invalid port {port_text!r} after host in URL", "url")
         port_text = port_text[1:]
     else:
         zone = ""
@@ -153,27 +153,27 @@ def split_target(scheme: str, rest: str) -> Target:
         elif not port_text:
             authority = host  # Go's removeEmptyPort: "host:" means the default port
         if _bad_char_re.search(host):
-            raise InvalidRequest("invalid control character or space in URL host")
+            raise InvalidRequest("invalid control character or space in URL host", "url")
         if ":" in host:
-            raise InvalidRequest("invalid port in URL: IPv6 hosts need [brackets]")
+            raise InvalidRequest("invalid port in URL: IPv6 hosts need [brackets]", "url")
     if not host:
-        raise InvalidRequest("no Host in request URL")
+        raise InvalidRequest("no Host in request URL", "url")
     if port_text:
         if not port_text.isdigit() or not port_text.isascii() or not 0 < int(port_text) < 65536:
-            raise InvalidRequest(f"invalid port {':' + port_text!r} after host in URL")
+            raise InvalidRequest(f"invalid port {':' + port_text!r} after host in URL", "url")
         port = int(port_text)
     else:
         port = DEFAULT_PORTS[scheme]
 
     if _bad_char_re.search(path):
-        raise InvalidRequest("invalid control character or space in URL path")
+        raise InvalidRequest("invalid control character or space in URL path", "url")
     if _bad_char_re.search(query):
-        raise InvalidRequest("invalid control character or space in URL query")
+        raise InvalidRequest("invalid control character or space in URL query", "url")
     if not host.isascii():
         try:
             host = host.encode("idna").decode("ascii")
         except UnicodeError:
-            raise InvalidRequest("invalid international domain name in URL host") from None
+            raise InvalidRequest("invalid international domain name in URL host", "url") from None
         authority = host + (":" + port_text if port_text else "")
     target = _percent_encode(path or "/") + (question + _percent_encode(query) if question else "")
     if not target.startswith("/"):

@@ -390,25 +390,25 @@ def test_bad_chunk_raises_chunked_encoding_error(session, server):
 
 
 @pytest.mark.parametrize(
-    "message, expected",
+    "message, part, expected",
     [
-        ('invalid header field name "a b"', rexc.InvalidHeader),
-        ('invalid header field value for key "X"', rexc.InvalidHeader),
-        ('header field value for key "X" cannot be encoded as latin-1', rexc.InvalidHeader),
-        ('unsupported protocol scheme "ftp"', rexc.InvalidSchema),
-        ("no Host in request URL", rexc.InvalidURL),
-        ("invalid control character or space in URL path", rexc.InvalidURL),
+        ('invalid header field name "a b"', "header", rexc.InvalidHeader),
+        ('invalid header field value for key "X"', "header", rexc.InvalidHeader),
+        ('header field value for key "X" cannot be encoded as latin-1', "header", rexc.InvalidHeader),
+        ('unsupported protocol scheme "ftp"', "scheme", rexc.InvalidSchema),
+        ("no Host in request URL", "url", rexc.InvalidURL),
+        ("invalid control character or space in URL path", "url", rexc.InvalidURL),
     ],
 )
-def test_invalid_request_maps_to_requests_exceptions(message, expected):
+def test_invalid_request_maps_to_requests_exceptions(message, part, expected):
     request = requests.Request("GET", "http://example.invalid/").prepare()
-    mapped = _requests_error(roundtrip.InvalidRequest(message), None, request)
+    mapped = _requests_error(roundtrip.InvalidRequest(message, part), None, request)
     assert type(mapped) is expected and mapped.request is request
 
 
 def test_invalid_method_stays_a_value_error():
     request = requests.Request("GET", "http://example.invalid/").prepare()
-    assert _requests_error(roundtrip.InvalidRequest('invalid method "A B"'), None, request) is None
+    assert _requests_error(roundtrip.InvalidRequest('invalid method "A B"', "method"), None, request) is None
 
 
 def test_given_transport_rejects_tls_settings_it_cannot_honour(server, make_transport):

@@ -384,3 +384,40 @@ def test_request_target_on_the_wire(make_transport, server, suffix, target):
     with t.round_trip(roundtrip.Request("GET", f"http://127.0.0.1:{srv.port}{suffix}")) as resp:
         resp.read()
     assert srv.received[0].request_line == f"GET {target} HTTP/1.1"
+
+
+# -- what was wrong, as a value ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, part",
+    [
+        ({"method": "BAD METHOD"}, "method"),
+        ({"headers": {"Bad Name": "x"}}, "header"),
+        ({"headers": {"X": "a\r\nb"}}, "header"),
+        ({"headers": {"X": "\u20ac"}}, "header"),
+        ({"url": "ftp://127.0.0.1/"}, "scheme"),
+        ({"url": "http:///path"}, "url"),
+        ({"url": "http://127.0.0.1:99999/"}, "url"),
+        ({"url": "http://127.0.0.1/a b"}, "url"),
+        ({"url": "http://[::1%25]/"}, "url"),
+    ],
+)
+def test_invalid_request_says_which_part_was_wrong(checked, kwargs, part):
+    assert checked(**kwargs).part == part
+
+
+def test_an_unusable_body_is_the_body_part(make_transport, counting_dial):
+    transport = make_transport(dial=counting_dial)
+    with pytest.raises(roundtrip.InvalidRequest) as info:
+        transport.round_trip(roundtrip.Request("POST", "http://127.0.0.1:9/", body="text, not bytes"))
+    assert info.value.part == "body" and counting_dial.calls == []
+
+
+def test_invalid_request_keeps_its_part_through_pickling():
+    import pickle
+
+    error = pickle.loads(pickle.dumps(roundtrip.InvalidRequest('invalid method "A B"', "method")))
+    assert (str(error), error.part) == ('invalid method "A B"', "method")
+    with pytest.raises(ValueError):
+        roundtrip.InvalidRequest("no such part", "cookie")
