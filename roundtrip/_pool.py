@@ -43,18 +43,14 @@ class Waiter:
 
 class Actions:
     """What the shell carries out after a step: start ``dials``, wake ``wake`` (their
-    ``conn`` or ``error`` is set), close ``close``; ``went_idle`` asks for the expiry timer."""
+    ``conn`` or ``error`` is set), close ``close``."""
 
-    __slots__ = ("dials", "wake", "close", "went_idle")
+    __slots__ = ("dials", "wake", "close")
 
     def __init__(self) -> None:
         self.dials: list[Waiter] = []
         self.wake: list[Waiter] = []
         self.close: list[Any] = []
-        self.went_idle = False
-
-    def __bool__(self) -> bool:
-        return bool(self.dials or self.wake or self.close or self.went_idle)
 
 
 class _HostState:
@@ -70,7 +66,12 @@ class _HostState:
 class PoolState:
     """Connections by key, with Go's limits. Each public method is one step (the threaded shell
     runs it under its lock); ``now`` is the shell's monotonic clock; ``drain()`` hands over
-    what the steps decided."""
+    what the steps decided.
+
+    Before each step the shell calls ``settle_orphans()`` when ``orphans`` is not empty (a
+    finalizer queues there, as it may not take the shell's lock); after a step that set
+    ``went_idle`` it makes sure its expiry timer runs, and clears the flag.
+    """
 
     def __init__(self, idle: Any, *, max_conns_per_host: int, idle_conn_timeout: Optional[float], keep_alive: bool) -> None:
         self._idle = idle  # _speedups IdleConnections: MRU per key, global LRU
@@ -82,13 +83,17 @@ class PoolState:
         # their slots freed at the next step (a finalizer must not take the shell's lock).
         self.orphans: deque[Any] = deque()
         self.closed = False
-        self._actions = Actions()
+        self.went_idle = False  # a connection went idle since the shell last looked
+        # What the steps decided and the shell has not carried out yet (most steps decide
+        # nothing: the shell looks at the three lists before it calls ``drain``).
+        self.outbox = Actions()
 
-    def drain(self) -> Actions:
-        """What the steps so far decided, for the shell to carry out (and a fresh outbox)."""
-        actions = self._actions
-        if actions:
-            self._actions = Actions()
+    def drain(self) -> Optional[Actions]:
+        """What the steps so far decided, for the shell to carry out, or None: nothing to do."""
+        actions = self.outbox
+        if not (actions.dials or actions.wake or actions.close):
+            return None
+        self.outbox = Actions()
         return actions
 
     # -- taking connections ------------------------------------------------------------------
@@ -96,14 +101,13 @@ class PoolState:
     def take_idle(self, key: Any, now: float) -> Any:
         """The most recently used idle connection for ``key``, now active, or None. The shell
         checks it is still alive and ``release``s it (not reusable) if not."""
-        self._settle_orphans()
         if self.closed:
             raise TransportClosed("transport is closed")
         conn = self._idle.get(key)
         if conn is not None and self.idle_timeout is not None and conn.idle_since < now - self.idle_timeout:
             # The newest is too old, so are all the others of this key.
             while conn is not None:
-                self._actions.close.append(conn)
+                self.outbox.close.append(conn)
                 conn = self._idle.get(key)
         if conn is not None:
             self._host(key).active += 1
@@ -113,7 +117,6 @@ class PoolState:
 
     def want(self, waiter: Waiter) -> None:
         """Queue ``waiter``; it dials now unless ``max_conns_per_host`` is reached."""
-        self._settle_orphans()
         if self.closed:
             raise TransportClosed("transport is closed")
         key = waiter.key
@@ -125,13 +128,12 @@ class PoolState:
             return
         host.dialing += 1
         waiter.dialing = True
-        self._actions.dials.append(waiter)
+        self.outbox.dials.append(waiter)
 
     def abandon(self, waiter: Waiter, now: float, reusable: bool = True) -> None:
         """The waiter's caller gave up (cancel, deadline, an error of its own). A connection
         delivered meanwhile was never used: it goes back to the pool, or is closed when not
         ``reusable`` (a trace hook raised)."""
-        self._settle_orphans()
         if waiter.abandoned:
             return
         waiter.abandoned = True
@@ -148,7 +150,6 @@ class PoolState:
         """A dial ended with ``conn`` or ``error``: its waiter gets it, or (served first by a
         returned connection: Go's late binding) the connection goes to the next waiter or the
         idle pool; a cancelled request's late dial is closed (unlike Go, which keeps it)."""
-        self._settle_orphans()
         key = waiter.key
         host = self._host(key)
         host.dialing -= 1
@@ -161,13 +162,13 @@ class PoolState:
                 waiter.conn = conn
             else:
                 waiter.error = error
-            self._actions.wake.append(waiter)
+            self.outbox.wake.append(waiter)
         elif conn is not None and not waiter.abandoned and not self.closed:
             host.active += 1
             self.release(conn, True, now)
             return
         elif conn is not None:
-            self._actions.close.append(conn)
+            self.outbox.close.append(conn)
             closing = True
         if conn is None or closing:
             self._dials_for_waiters(key, host)
@@ -178,8 +179,7 @@ class PoolState:
     def release(self, conn: Any, reusable: bool, now: float) -> bool:
         """Return an active connection: to the oldest waiter, else to the idle pool, else to
         be closed. Returns whether it was kept."""
-        self._settle_orphans()
-        actions = self._actions
+        actions = self.outbox
         key = conn.key
         host = self._host(key)
         kept = False
@@ -196,8 +196,10 @@ class PoolState:
                 conn.idle_since = now
                 evicted = self._idle.put(key, conn)
                 kept = conn not in evicted
-                actions.went_idle = actions.went_idle or kept
-                actions.close.extend(evicted)
+                if kept:
+                    self.went_idle = True
+                if evicted:
+                    actions.close.extend(evicted)
                 for old in evicted:
                     if old is not conn:
                         self._dials_for_waiters(old.key, self._host(old.key))
@@ -212,20 +214,18 @@ class PoolState:
 
     def evict(self, conn: Any) -> None:
         """Close ``conn`` if it is idle (its owner's trace hook failed after it was pooled)."""
-        self._settle_orphans()
         if self._idle.remove(conn.key, conn):
             self._forget_if_unused(conn.key)
-            self._actions.close.append(conn)
+            self.outbox.close.append(conn)
 
     # -- idle management ---------------------------------------------------------------------
 
     def close_idle(self) -> None:
         """Close every idle connection now."""
-        self._settle_orphans()
         conns = self._idle.pop_all()
         for conn in conns:
             self._forget_if_unused(conn.key)
-        self._actions.close.extend(conns)
+        self.outbox.close.extend(conns)
 
     def close(self) -> None:
         """Close idle connections; connections returned later are closed, not kept."""
@@ -237,17 +237,15 @@ class PoolState:
         expires, or None when nothing is idle."""
         timeout = self.idle_timeout
         assert timeout is not None
-        self._settle_orphans()
         expired = self._idle.pop_expired(now - timeout)
         for conn in expired:
             self._forget_if_unused(conn.key)
-        self._actions.close.extend(expired)
+        self.outbox.close.extend(expired)
         oldest = self._idle.oldest_idle_since()
         return None if oldest is None else oldest + timeout  # type: ignore[no-any-return]
 
     def stats(self) -> dict[str, dict[str, int]]:
         """``Transport.pool_stats()``: counts per key with anything non-zero, and a total."""
-        self._settle_orphans()
         result: dict[str, dict[str, int]] = {}
         total = {"idle": 0, "active": 0, "dialing": 0, "waiting": 0}
         for key in sorted(set(self._hosts) | set(self._idle.keys()), key=str):
@@ -270,11 +268,8 @@ class PoolState:
     # -- bookkeeping -------------------------------------------------------------------------
 
     def settle_orphans(self) -> None:
-        """Free the slots of connections whose responses were dropped unfinished (every step
-        does this first; a waiting request asks for it too, as a finalizer wakes nobody)."""
-        self._settle_orphans()
-
-    def _settle_orphans(self) -> None:
+        """Free the slots of connections whose responses were dropped unfinished (before each
+        step; a waiting request asks for it too, as a finalizer wakes nobody)."""
         orphans = self.orphans
         while orphans:
             conn = orphans.popleft()
@@ -310,4 +305,4 @@ class PoolState:
                 waiter.dialing = True
                 host.blocked -= 1
                 host.dialing += 1
-                self._actions.dials.append(waiter)
+                self.outbox.dials.append(waiter)

@@ -53,23 +53,22 @@ class Pool:
     def take_idle(self, key: Any) -> Any:
         """The most recently used idle connection for ``key``, marked active, or None. The
         caller checks it is still alive and calls ``discard`` if not."""
+        # A step of every request: _step's work inlined (it costs several calls).
+        state = self._state
         with self._lock:
-            try:
-                conn = self._state.take_idle(key, time.monotonic())
-            finally:
-                actions = self._drain()
-        self._carry_out(actions)
+            if state.orphans:
+                state.settle_orphans()
+            conn = state.take_idle(key, time.monotonic())
+            outbox = state.outbox
+            if not (outbox.dials or outbox.wake or outbox.close):
+                return conn
+        self._step(_nothing)  # carry out what it decided (expired connections, dials)
         return conn
 
     def want(self, key: Any, dial: Callable[[Want], None]) -> Want:
         """Queue a want for ``key``; its dial starts unless ``max_conns_per_host`` is reached."""
         want = Want(key, dial)
-        with self._lock:
-            try:
-                self._state.want(want)
-            finally:
-                actions = self._drain()
-        self._carry_out(actions)
+        self._step(self._state.want, want)
         return want
 
     def abandon(self, want: Want, close: bool = False) -> None:
@@ -84,7 +83,19 @@ class Pool:
     def release(self, conn: Any, reusable: bool) -> bool:
         """Return an active connection: to the oldest waiter, else to the idle pool, else closed.
         Returns whether it was kept."""
-        return bool(self._step(self._state.release, conn, reusable, time.monotonic()))
+        # A step of every request: _step's work inlined (it costs several calls).
+        state = self._state
+        with self._lock:
+            if state.orphans:
+                state.settle_orphans()
+            kept = state.release(conn, reusable, time.monotonic())
+            if state.went_idle and self._reaper is not None:
+                state.went_idle = False  # the running timer sees it: it expires after the others
+            outbox = state.outbox
+            if not (outbox.dials or outbox.wake or outbox.close or state.went_idle):
+                return kept
+        self._step(_nothing)  # carry out what it decided
+        return kept
 
     def discard(self, conn: Any) -> None:
         """Close an active connection and free its slot."""
@@ -109,28 +120,27 @@ class Pool:
         """Free the slots of connections whose responses were dropped (a waiter calls this
         while it waits, as a finalizer cannot wake it)."""
         if self.orphans:
-            self._step(self._state.settle_orphans)
+            self._step(_nothing)  # _step settles them
 
     # -- the edge ----------------------------------------------------------------------------
 
     def _step(self, step: Callable[..., Any], *args: Any) -> Any:
+        """Run one ``PoolState`` step under the lock, then carry out what it decided. (A step
+        that raises leaves its decisions in the outbox for the next one.)"""
+        state = self._state
         with self._lock:
-            try:
-                result = step(*args)
-            finally:
-                actions = self._drain()
-        self._carry_out(actions)
+            if state.orphans:
+                state.settle_orphans()
+            result = step(*args)
+            if state.went_idle:
+                state.went_idle = False
+                self._start_reaper()  # an idle connection needs the timer thread
+            actions = state.drain()
+            if state.closed or actions is not None and actions.close:
+                self._reaper_wakeup.notify_all()  # it may have nothing left to wait for
+        if actions is not None:
+            self._carry_out(actions)
         return result
-
-    def _drain(self) -> Actions:
-        """The state's decisions (lock held); an idle connection needs the timer thread, and
-        closing connections or the pool wakes it (it may have nothing left to wait for)."""
-        actions = self._state.drain()
-        if actions.went_idle:
-            self._start_reaper()
-        if actions.close or self._state.closed:
-            self._reaper_wakeup.notify_all()
-        return actions
 
     def _carry_out(self, actions: Actions) -> None:
         for waiter in actions.wake:
@@ -157,8 +167,12 @@ class Pool:
         wait: Optional[float] = None
         while True:
             with self._lock:
-                if wait is not None:
+                # The lock was let go to close connections: a close() may have come meanwhile,
+                # and its wake-up with it.
+                if wait is not None and not self._state.closed:
                     self._reaper_wakeup.wait(wait)
+                if self._state.orphans:
+                    self._state.settle_orphans()
                 done = self._state.closed
                 if not done:
                     now = time.monotonic()
@@ -171,6 +185,12 @@ class Pool:
                 if done:
                     self._reaper = None
                 actions = self._state.drain()
-            self._carry_out(actions)
+            if actions is not None:
+                self._carry_out(actions)
             if done:
                 return
+
+
+def _nothing() -> None:
+    """A step that decides nothing: ``_step`` around it settles orphans and carries out what
+    earlier steps left in the outbox."""

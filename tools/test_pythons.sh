@@ -26,7 +26,8 @@ find_python() {
 # A copy of the source, so that building does not leave compiled modules in the checkout.
 mkdir -p "$WORK/src" "$WORK/run"
 (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$WORK/src")
-cp -r "$WORK/src/tests" "$WORK/src/pyproject.toml" "$WORK/run/"
+# The tests read the docs, the README and the tools beside them (no package: the installed one is imported).
+cp -r "$WORK/src/tests" "$WORK/src/pyproject.toml" "$WORK/src/README.md" "$WORK/src/docs" "$WORK/src/tools" "$WORK/run/"
 
 ran=0
 failed=()
