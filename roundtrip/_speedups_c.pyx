@@ -122,6 +122,7 @@ def new_body_buffer(Py_ssize_t size):
     return body, PyMemoryView_FromMemory(PyBytes_AS_STRING(body), size, PyBUF_WRITE)
 
 cdef str _BAD_HEAD = "malformed response head"
+cdef str _BAD_CONTENT_LENGTH = "malformed response head: invalid or conflicting Content-Length"
 cdef str _BAD_CHUNKED = "malformed chunked body"
 cdef str _CLOSED_IN_HEAD = "server closed the connection inside the response head"
 cdef str _CLOSED_IN_BODY = "server closed the connection inside a chunked body"

@@ -141,6 +141,7 @@ def _body_length(method: str, status_code: int, fields: list[tuple[str, str]]) -
 
 _TOO_LARGE = "response head too large"
 _CLOSED_IN_HEAD = "server closed the connection inside the response head"
+_BAD_CONTENT_LENGTH = "malformed response head: invalid or conflicting Content-Length"
 _LINE_TOO_LONG = "chunk header or trailers too large"
 
 
@@ -266,6 +267,8 @@ class ResponseParser:
         if self._in_head:
             if "closed" in text:  # h11: "peer unexpectedly closed connection"
                 return ProtocolError(_CLOSED_IN_HEAD)
+            if "Content-Length" in text:  # h11: "bad Content-Length", "conflicting Content-Length headers"
+                return ProtocolError(_BAD_CONTENT_LENGTH)
             return ProtocolError("malformed response head")
         return ProtocolError("malformed chunked body")
 
