@@ -119,9 +119,10 @@ class Route:
             return sock
 
         if proxy.scheme in ("socks5", "socks5h"):
-            host = target.host
+            host: Any = target.host
             if proxy.scheme == "socks5":
-                host = _resolve(host, target.port, post)  # socks5: names are resolved here
+                # socks5: names are resolved here, once the proxy has answered the greeting.
+                host = lambda: _resolve(target.host, target.port, post)  # noqa: E731
             sock = open_socket(proxy.host, proxy.port, options.connect_timeout, options.dial, post, gone)
             try:
                 io = _HandshakeIO(sock, self._handshake_deadline(), gone, f"SOCKS5 proxy {proxy.display}")

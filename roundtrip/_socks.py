@@ -72,7 +72,7 @@ def _authenticate(send: Callable[[bytes], None], recv_exactly: Callable[[int], b
 def socks5_connect(
     send: Callable[[bytes], None],
     recv_exactly: Callable[[int], bytes],
-    host: str,
+    host: "str | Callable[[], str]",
     port: int,
     username: Optional[str] = None,
     password: str = "",
@@ -81,6 +81,9 @@ def socks5_connect(
 
     ``host`` is sent as an address when it is an IP literal and as a name otherwise. With a
     ``username``, username/password authentication is offered besides "no authentication".
+    ``host`` may be a callable giving the host once the greeting is done: a name resolved on
+    this side is then looked up after the proxy has been reached, in the order PySocks and
+    urllib3 use, so a failed lookup happens on a live proxy connection.
     ``recv_exactly`` must return exactly ``n`` bytes or raise. Raises ``ProxyError`` for every
     refusal or protocol violation, naming the RFC 1928 reply when there is one.
     """
@@ -98,6 +101,8 @@ def socks5_connect(
         assert username is not None
         _authenticate(send, recv_exactly, username, password)
 
+    if callable(host):
+        host = host()
     # RFC 1928 §4: VER, CMD, RSV, ATYP, DST.ADDR, DST.PORT (network byte order).
     send(bytes((_VERSION, _CMD_CONNECT, 0x00)) + _address(host) + port.to_bytes(2, "big"))
     # RFC 1928 §6: VER, REP, RSV, ATYP, BND.ADDR, BND.PORT.
