@@ -83,6 +83,11 @@ EXCLUDED = {
     },
 }
 
+# What an expected difference may read: httpcore's or urllib3's insides behind the two classes
+# roundtrip replaces, or whether httpcore was imported at all.
+INTERNALS = ("HTTPTransport._pool", "HTTPAdapter.poolmanager", "HTTPAdapter.proxy_manager",
+             "HTTPAdapter.init_poolmanager", "HTTPAdapter.get_connection", 'sys.modules["httpcore"]')
+
 RUN_TIMEOUT = 900  # seconds for one run of one suite
 
 
@@ -128,7 +133,9 @@ def make_venv(venv: Path, sdists: Path, offline: bool) -> Path:
 
 
 def roundtrip_path(work: Path) -> Path:
-    """A directory holding only a link to the roundtrip package this Python imports."""
+    """A directory holding only a link to the roundtrip package of this checkout (or, if the
+    script runs outside one, the package this Python imports)."""
+    sys.path.insert(0, str(TOOLS.parent))
     import roundtrip
 
     package = Path(roundtrip.__file__).resolve().parent
@@ -202,6 +209,9 @@ def load_expected(path: Path) -> dict[str, dict[str, tuple[str, str]]]:
             problems.append(f"{path.name}:{number}: want 'suite | node id | attribute read | reason'")
             continue
         suite, nodeid, attribute, reason = fields
+        if not attribute.startswith(INTERNALS):
+            problems.append(f"{path.name}:{number}: {attribute!r} is not an httpcore or urllib3 internal ({', '.join(INTERNALS)})")
+            continue
         expected[suite][nodeid] = (attribute, reason)
     if problems:
         sys.exit("compat: bad expected-differences list:\n" + "\n".join(problems))

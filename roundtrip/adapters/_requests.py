@@ -7,17 +7,29 @@ import io
 import os
 import ssl
 import threading
+from urllib.parse import urlsplit
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
 import requests
 from requests import exceptions as rexc
-from requests.adapters import BaseAdapter
+from requests.adapters import DEFAULT_POOLBLOCK, DEFAULT_POOLSIZE, DEFAULT_RETRIES, BaseAdapter
 from requests.cookies import extract_cookies_to_jar
 from requests.structures import CaseInsensitiveDict
-from requests.utils import DEFAULT_CA_BUNDLE_PATH, extract_zipped_paths, get_encoding_from_headers, select_proxy
+from requests.auth import _basic_auth_str
+from requests.utils import (
+    DEFAULT_CA_BUNDLE_PATH,
+    extract_zipped_paths,
+    get_auth_from_url,
+    get_encoding_from_headers,
+    prepend_scheme_if_needed,
+    select_proxy,
+)
 from urllib3 import HTTPResponse
-from urllib3.exceptions import DecodeError
+from urllib3.exceptions import ConnectTimeoutError, DecodeError, MaxRetryError, NewConnectionError, ReadTimeoutError
+from urllib3.exceptions import ProtocolError as URLLib3ProtocolError
 from urllib3.util import Timeout as TimeoutSauce
+from urllib3.util import parse_url
+from urllib3.util.retry import Retry
 
 import roundtrip
 
@@ -28,6 +40,9 @@ __all__ = ("RequestsAdapter",)
 _SMALL_BODY = 65536  # larger bodies go out a file read at a time (each read restarts the clock)
 _PIECE = 65536  # the most one timed read of the response body asks for
 _BYTES_LIKE = (bytes, bytearray, memoryview)
+# roundtrip's messages for a head cut off by the end of the stream, and for a bad Content-Length
+_CLOSED_IN_HEAD = "server closed the connection inside the response head"
+_BAD_CONTENT_LENGTH = "malformed response head: invalid or conflicting Content-Length"
 
 
 class _AdapterRequest(roundtrip.Request):
@@ -110,12 +125,54 @@ class RequestsAdapter(BaseAdapter):
     ==========================================================  ==============================
     """
 
-    def __init__(self, transport: Optional[roundtrip.Transport] = None) -> None:
+    __attrs__ = ["max_retries", "config", "_pool_connections", "_pool_maxsize", "_pool_block"]
+
+    def __init__(
+        self,
+        transport: Optional[roundtrip.Transport] = None,
+        *,
+        pool_connections: int = DEFAULT_POOLSIZE,
+        pool_maxsize: int = DEFAULT_POOLSIZE,
+        max_retries: Any = DEFAULT_RETRIES,
+        pool_block: bool = DEFAULT_POOLBLOCK,
+    ) -> None:
         super().__init__()
+        # As HTTPAdapter keeps them (its users and subclasses read max_retries).
+        if max_retries == DEFAULT_RETRIES:
+            self.max_retries = Retry(0, read=False)
+        else:
+            self.max_retries = Retry.from_int(max_retries)
+        self.config: dict[str, Any] = {}
+        self._pool_connections = pool_connections
+        self._pool_maxsize = pool_maxsize
+        self._pool_block = pool_block
+        if transport is not None and (pool_connections, pool_maxsize, pool_block) != (DEFAULT_POOLSIZE, DEFAULT_POOLSIZE, DEFAULT_POOLBLOCK):
+            raise ValueError(
+                "RequestsAdapter(transport=...) uses that Transport's pool: pool_connections, pool_maxsize and "
+                "pool_block cannot change it (leave transport out to have one made)"
+            )
         self._given = transport
+        self._setup()
+
+    def _setup(self) -> None:
         self._transports: dict[Any, roundtrip.Transport] = {}
         self._lock = threading.Lock()
         self._watchdog = Watchdog()
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self._given is not None:
+            raise TypeError(
+                "cannot pickle a RequestsAdapter made with transport=...: a roundtrip.Transport holds "
+                "sockets and locks (leave transport out to have one made; it is made anew on unpickling)"
+            )
+        return {attr: getattr(self, attr, None) for attr in self.__attrs__}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # As HTTPAdapter does: the settings come back, the pools are made anew.
+        for attr, value in state.items():
+            setattr(self, attr, value)
+        self._given = None
+        self._setup()
 
     def send(
         self,
@@ -135,33 +192,85 @@ class RequestsAdapter(BaseAdapter):
         """
         url = request.url.decode("utf-8") if isinstance(request.url, bytes) else request.url
         transport = self._transport_for(url, verify, cert)
+        proxy = self._proxy_for(url, proxies)
+        self.add_headers(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
         limits = _limits(timeout)
-        timer = PhaseTimer(self._watchdog, limits) if limits is not None else None
-        outgoing = _AdapterRequest(
-            request.method or "GET",
-            url,
-            request.headers,
-            _request_body(request.body, timer),
-            context=timer.context if timer is not None else None,
-            trace=timer.trace if timer is not None else None,
-        )
-        outgoing.proxy_url = select_proxy(url, proxies) if proxies and self._given is None else None
-        try:
-            response = transport.round_trip(outgoing)
-        except roundtrip.Error as exc:
-            if timer is not None:
-                timer.stop()
-            mapped = _requests_error(exc, timer, request)
-            if mapped is None:
+        method = request.method or "GET"
+        body = _request_body(request.body)
+        retries = self.max_retries
+        while True:
+            timer = PhaseTimer(self._watchdog, limits) if limits is not None else None
+            outgoing = _AdapterRequest(
+                method,
+                url,
+                request.headers,
+                _timed_body(body, timer),
+                context=timer.context if timer is not None else None,
+                trace=timer.trace if timer is not None else None,
+            )
+            outgoing.proxy_url = proxy
+            try:
+                response = transport.round_trip(outgoing)
+            except roundtrip.Error as exc:
+                if timer is not None:
+                    timer.stop()
+                mapped = _requests_error(exc, timer, request, proxy)
+                if mapped is None:
+                    raise
+                retry_as = _retry_reason(exc, timer)
+                if retry_as is not None and _replayable(body):
+                    try:
+                        retries = retries.increment(method, url, error=retry_as)
+                    except Exception:  # MaxRetryError, or the error itself when reads are not retried
+                        raise mapped from exc
+                    retries.sleep()
+                    continue
+                raise mapped from exc
+            except BaseException:
+                if timer is not None:
+                    timer.stop()
                 raise
-            raise mapped from exc
-        except BaseException:
             if timer is not None:
-                timer.stop()
-            raise
-        if timer is not None:
-            timer.pause()  # the body's clock runs only while something reads
-        return self._build_response(request, response, timer)
+                timer.pause()  # the body's clock runs only while something reads
+            raw = _urllib3_response(request, response, timer)
+            if (retries.status_forcelist or retries.total) and _replayable(body):
+                has_retry_after = "Retry-After" in response.headers
+                if retries.is_retry(method, response.status_code, has_retry_after):
+                    try:
+                        retries = retries.increment(method, url, response=raw)
+                    except MaxRetryError as exc:
+                        if retries.raise_on_status:
+                            raw.drain_conn()
+                            raise rexc.RetryError(exc, request=request) from None
+                    else:
+                        raw.drain_conn()
+                        retries.sleep(raw)
+                        continue
+            return self.build_response(request, raw)
+
+    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
+        """A ``requests.Response`` for the ``urllib3.HTTPResponse`` ``resp``, as
+        ``HTTPAdapter.build_response`` makes it (subclasses may extend it the same way)."""
+        result = requests.Response()
+        result.status_code = resp.status
+        result.headers = CaseInsensitiveDict(resp.headers)
+        result.encoding = get_encoding_from_headers(result.headers)
+        result.raw = resp
+        result.reason = resp.reason
+        result.url = req.url.decode("utf-8") if isinstance(req.url, bytes) else req.url  # type: ignore[assignment]
+        extract_cookies_to_jar(result.cookies, req, resp)
+        result.request = req
+        result.connection = self  # type: ignore[attr-defined]
+        return result
+
+    def add_headers(self, request: requests.PreparedRequest, **kwargs: Any) -> None:
+        """Does nothing; a hook for subclasses, called before each request as by ``HTTPAdapter``."""
+
+    def proxy_headers(self, proxy: str) -> dict[str, str]:
+        """The ``Proxy-Authorization`` header for the credentials in ``proxy``, as ``HTTPAdapter``
+        makes it (roundtrip sends it from the proxy URL's credentials)."""
+        username, password = get_auth_from_url(proxy)
+        return {"Proxy-Authorization": _basic_auth_str(username, password)} if username else {}
 
     def close(self) -> None:
         """Stop the timeout watchdog and close the Transports this adapter made."""
@@ -173,6 +282,18 @@ class RequestsAdapter(BaseAdapter):
             transport.close()
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _proxy_for(self, url: str, proxies: Optional[Mapping[str, str]]) -> Optional[str]:
+        """The proxy requests chose for ``url``, checked as ``HTTPAdapter`` checks it."""
+        if not proxies or self._given is not None:
+            return None
+        proxy = select_proxy(url, proxies)
+        if not proxy:
+            return None
+        proxy = prepend_scheme_if_needed(proxy, "http")
+        if not parse_url(proxy).host:
+            raise rexc.InvalidProxyURL("Please check proxy URL. It is malformed and could be missing the host.")
+        return proxy
 
     def _transport_for(self, url: str, verify: Any, cert: Any) -> roundtrip.Transport:
         https = url[:6].lower() == "https:"
@@ -199,37 +320,37 @@ class RequestsAdapter(BaseAdapter):
             with self._lock:
                 transport = self._transports.get(key)
                 if transport is None:
-                    transport = roundtrip.Transport(disable_compression=True, proxy=_chosen_proxy, ssl_context=context)
+                    transport = roundtrip.Transport(
+                        disable_compression=True,
+                        proxy=_chosen_proxy,
+                        ssl_context=context,
+                        # urllib3 keeps pool_maxsize connections per host, for pool_connections
+                        # hosts; with pool_block it never opens more than pool_maxsize per host.
+                        max_idle_conns_per_host=self._pool_maxsize,
+                        max_idle_conns=self._pool_connections * self._pool_maxsize,
+                        max_conns_per_host=self._pool_maxsize if self._pool_block else 0,
+                    )
                     self._transports[key] = transport
         return transport
 
-    def _build_response(self, request: requests.PreparedRequest, response: roundtrip.Response, timer: Optional[PhaseTimer]) -> requests.Response:
-        # As HTTPAdapter.build_response does, with a urllib3 response over roundtrip's as raw.
-        body = _RawBody(response, timer)
-        raw = HTTPResponse(
-            body=body,
-            headers=response.headers.items(),
-            status=response.status_code,
-            version=10 if response.http_version == "HTTP/1.0" else 11,
-            version_string=response.http_version,
-            reason=response.reason,
-            preload_content=False,
-            decode_content=False,
-            original_response=body,  # type: ignore[arg-type]
-            request_method=request.method,
-            request_url=request.url,
-        )
-        result = requests.Response()
-        result.status_code = response.status_code
-        result.headers = CaseInsensitiveDict(raw.headers)
-        result.encoding = get_encoding_from_headers(result.headers)
-        result.raw = raw
-        result.reason = response.reason
-        result.url = request.url.decode("utf-8") if isinstance(request.url, bytes) else request.url  # type: ignore[assignment]
-        extract_cookies_to_jar(result.cookies, request, raw)
-        result.request = request
-        result.connection = self  # type: ignore[attr-defined]
-        return result
+
+def _urllib3_response(request: requests.PreparedRequest, response: roundtrip.Response, timer: Optional[PhaseTimer]) -> HTTPResponse:
+    """A ``urllib3.HTTPResponse`` over the roundtrip response: what ``HTTPAdapter`` gives
+    ``build_response``."""
+    body = _RawBody(response, timer)
+    return HTTPResponse(
+        body=body,
+        headers=response.headers.items(),
+        status=response.status_code,
+        version=10 if response.http_version == "HTTP/1.0" else 11,
+        version_string=response.http_version,
+        reason=response.reason,
+        preload_content=False,
+        decode_content=False,
+        original_response=body,  # type: ignore[arg-type]
+        request_method=request.method,
+        request_url=request.url,
+    )
 
 
 class _RawBody:
@@ -351,20 +472,27 @@ def _limits(timeout: Any) -> Optional[tuple[Any, Any, Any, Any]]:
     return (connect, connect, connect, read)
 
 
-def _request_body(body: Any, timer: Optional[PhaseTimer]) -> Any:
-    if body is None:
-        return None
+def _request_body(body: Any) -> Any:
     if isinstance(body, str):
-        body = body.encode("utf-8")  # the encoding requests counted for Content-Length
-    timed = timer is not None and timer.limits[WRITE] is not None
-    if isinstance(body, _BYTES_LIKE):
-        if timed and len(body) > _SMALL_BODY:
-            return TimedFile(io.BytesIO(body), timer)  # type: ignore[arg-type]
+        return body.encode("utf-8")  # the encoding requests counted for Content-Length
+    if body is None or isinstance(body, _BYTES_LIKE) or hasattr(body, "read"):
         return body
+    return _encoded(body)
+
+
+def _timed_body(body: Any, timer: Optional[PhaseTimer]) -> Any:
+    """``body``, with each piece handed to roundtrip restarting the write clock."""
+    if body is None or timer is None or timer.limits[WRITE] is None:
+        return body
+    if isinstance(body, _BYTES_LIKE):
+        return TimedFile(io.BytesIO(body), timer) if len(body) > _SMALL_BODY else body
     if hasattr(body, "read"):
-        return TimedFile(body, timer) if timed else body  # type: ignore[arg-type]
-    chunks = _encoded(body)
-    return timed_chunks(chunks, timer) if timed else chunks  # type: ignore[arg-type]
+        return TimedFile(body, timer)
+    return timed_chunks(body, timer)
+
+
+def _replayable(body: Any) -> bool:
+    return body is None or isinstance(body, _BYTES_LIKE)
 
 
 def _encoded(chunks: Iterable[Any]) -> Iterator[Any]:
@@ -397,15 +525,52 @@ def _ssl_context(verify: Any, cert: Any) -> ssl.SSLContext:
     return context
 
 
-def _requests_error(exc: roundtrip.Error, timer: Optional[PhaseTimer], request: requests.PreparedRequest) -> Optional[Exception]:
-    """The requests exception for a roundtrip error (``None``: raise it as it is)."""
+def _retry_reason(exc: roundtrip.Error, timer: Optional[PhaseTimer]) -> Optional[Exception]:
+    """The urllib3 error ``Retry.increment`` counts for ``exc`` (connect or read), or None.
+    ``Retry`` decides with it as for urllib3: connect errors from the ``connect`` budget, read
+    errors from ``read`` and only for methods it deems idempotent."""
     phase = timeout_phase(exc, timer)
+    if phase in (POOL, CONNECT):
+        return ConnectTimeoutError(str(exc))
     if phase is not None:
-        cls: Any = rexc.ConnectTimeout if phase in (POOL, CONNECT) else rexc.ReadTimeout
-    elif isinstance(exc, roundtrip.ProxyError):
-        cls = rexc.ProxyError
+        return ReadTimeoutError(None, "", str(exc))  # type: ignore[arg-type]
+    if isinstance(exc, roundtrip.ConnectError):
+        return NewConnectionError(None, str(exc))  # type: ignore[arg-type]
+    if isinstance(exc, (roundtrip.ServerDisconnected, roundtrip.ProtocolError)):
+        return URLLib3ProtocolError(str(exc))
+    return None
+
+
+def _requests_error(exc: roundtrip.Error, timer: Optional[PhaseTimer], request: requests.PreparedRequest,
+                    proxy: Optional[str]) -> Optional[Exception]:
+    """The requests exception for a roundtrip error (``None``: raise it as it is). Its first
+    argument is an error whose message says what happened; ``exc`` is kept as the cause."""
+    phase = timeout_phase(exc, timer)
+    reason: Exception = exc
+    if phase is not None:
+        host = urlsplit(request.url or "").hostname  # type: ignore[arg-type]
+        if phase in (POOL, CONNECT):
+            cls: Any = rexc.ConnectTimeout
+            limit = f" (connect timeout={timer.limits[phase]})" if timer is not None and timer.limits[phase] is not None else ""
+            reason = _like(exc, f"Connection to {host} timed out.{limit}: {exc}")
+        else:
+            cls = rexc.ReadTimeout
+            what = "waiting for the response" if phase == READ else "sending the request"
+            limit = f" (read timeout={timer.limits[phase]})" if timer is not None and timer.limits[phase] is not None else ""
+            reason = _like(exc, f"Read timed out{limit}: no answer from {host} while {what}")
     elif isinstance(exc, roundtrip.TLSError):
         cls = rexc.SSLError
+    elif isinstance(exc, roundtrip.ConnectError) and proxy is not None and not proxy.lower().startswith("socks"):
+        # urllib3 reports any failure to reach an http(s) proxy as a proxy error.
+        cls = rexc.ProxyError
+        reason = _like(exc, f"Unable to connect to proxy {_without_credentials(proxy)}: {exc}")
+    elif isinstance(exc, roundtrip.ProtocolError) and str(exc) == _CLOSED_IN_HEAD:
+        # http.client takes a head cut off by the end of the stream as a whole head, and the
+        # body that should follow is then missing: requests reports a broken body.
+        cls = rexc.ChunkedEncodingError
+        reason = _like(exc, f"Response ended prematurely: {exc}")
+    elif isinstance(exc, roundtrip.ProtocolError) and str(exc) == _BAD_CONTENT_LENGTH:
+        cls = rexc.InvalidHeader  # urllib3: Content-Length contained multiple unmatching values
     elif isinstance(exc, roundtrip.InvalidRequest):
         message = str(exc)
         if message.startswith(("invalid header field", "header field")):
@@ -420,4 +585,17 @@ def _requests_error(exc: roundtrip.Error, timer: Optional[PhaseTimer], request: 
         return RuntimeError(f"cannot send a request: {exc}")
     else:
         cls = rexc.ConnectionError
-    return cls(exc, request=request)
+    return cls(reason, request=request)
+
+
+def _like(exc: roundtrip.Error, message: str) -> roundtrip.Error:
+    """An error of ``exc``'s class with a clearer message and the same facts."""
+    error = type(exc)(message)
+    error.conn_reused, error.bytes_written = exc.conn_reused, exc.bytes_written
+    error.__cause__ = exc
+    return error
+
+
+def _without_credentials(proxy: str) -> str:
+    parsed = parse_url(proxy)
+    return parsed._replace(auth=None).url
