@@ -23,6 +23,7 @@ _READ_SIZE = 65536
 # Bodies up to this size go out with the head in one send; larger ones are fed to the
 # transport a file read at a time, so that each piece restarts the write clock.
 _SMALL_BODY = 65536
+_from_list = roundtrip.Headers._from_list  # the fields are str already: no per-field checks
 _HTTP_VERSIONS = {"HTTP/1.1": b"HTTP/1.1", "HTTP/1.0": b"HTTP/1.0"}
 _UNSET: Any = object()
 # httpx.HTTPTransport's defaults
@@ -160,6 +161,7 @@ class HTTPXTransport(httpx.BaseTransport):
         if sni_hostname:
             transport, url = self._sni_route(request.url, sni_hostname)
         body, get_body = _request_body(request, timeouts)
+        headers = _from_list([(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw])
         retries_left = self._retries
         delay = 0.0
         while True:
@@ -168,7 +170,7 @@ class HTTPXTransport(httpx.BaseTransport):
             outgoing = roundtrip.Request(
                 request.method,
                 url,
-                request.headers.raw,
+                headers,
                 _timed_body(body, timer),
                 get_body=get_body,
                 context=timer.context if timer is not None else None,
@@ -279,7 +281,18 @@ class _ResponseStream(httpx.SyncByteStream):
         if events is not None:
             events.body_started()
         try:
-            if timer is None:
+            length = response.content_length
+            if length is not None and length <= _READ_SIZE:
+                # A small body of known length comes in one read, which also returns the
+                # connection to the pool: no second read to learn that it has ended.
+                if timer is not None:
+                    timer.enter(READ)
+                data = response.read()
+                if timer is not None:
+                    timer.stop()
+                if data:
+                    yield data
+            elif timer is None:
                 read = response.read
                 while True:
                     data = read(_READ_SIZE)

@@ -32,6 +32,7 @@ from urllib3.util import parse_url
 from urllib3.util.retry import Retry
 
 import roundtrip
+from roundtrip._headers import _text
 
 from ._timeouts import CONNECT, POOL, READ, WRITE, PhaseTimer, TimedFile, Watchdog, timed_chunks, timeout_phase
 
@@ -197,13 +198,14 @@ class RequestsAdapter(BaseAdapter):
         limits = _limits(timeout)
         method = request.method or "GET"
         body = _request_body(request.body)
+        headers = _headers(request.headers)
         retries = self.max_retries
         while True:
             timer = PhaseTimer(self._watchdog, limits) if limits is not None else None
             outgoing = _AdapterRequest(
                 method,
                 url,
-                request.headers,
+                headers,
                 _timed_body(body, timer),
                 context=timer.context if timer is not None else None,
                 trace=timer.trace if timer is not None else None,
@@ -429,14 +431,29 @@ class _RawBody:
         return self._closed
 
     @property
-    def msg(self) -> http.client.HTTPMessage:
-        """The response header fields as ``http.client`` keeps them (for cookie extraction)."""
+    def msg(self) -> Any:
+        """The response header fields as ``http.client`` keeps them (for cookie extraction).
+        Without cookies, a light stand-in answers what ``http.cookiejar`` asks (``get_all``)."""
         if self._msg is None:
+            headers = self._response.headers
+            if "set-cookie" not in headers and "set-cookie2" not in headers:
+                self._msg = _NoCookies
+                return self._msg
             msg = http.client.HTTPMessage()
-            for name, value in self._response.headers.items():
+            for name, value in headers.items():
                 msg[name] = value  # Message.__setitem__ appends: repeated fields stay
             self._msg = msg
         return self._msg
+
+
+class _NoCookies:
+    """The ``msg`` of a response without ``Set-Cookie`` fields, as ``http.cookiejar`` reads it."""
+
+    @staticmethod
+    def get_all(name: str, failobj: Any = None) -> Any:
+        if name.lower() in ("set-cookie", "set-cookie2"):
+            return failobj
+        raise LookupError(f"only cookie fields are looked up here, not {name!r}")
 
 
 def _read_error(exc: roundtrip.Error, timer: Optional[PhaseTimer], response: roundtrip.Response) -> Exception:
@@ -450,6 +467,8 @@ def _read_error(exc: roundtrip.Error, timer: Optional[PhaseTimer], response: rou
 
 def _limits(timeout: Any) -> Optional[tuple[Any, Any, Any, Any]]:
     """``(pool, connect, write, read)`` seconds from requests' ``timeout``, or None for none."""
+    if timeout is None:
+        return None
     if isinstance(timeout, tuple):
         try:
             connect, read = timeout
@@ -470,6 +489,14 @@ def _limits(timeout: Any) -> Optional[tuple[Any, Any, Any, Any]]:
         return None
     # urllib3 sends the request under the connect timeout and reads under the read timeout.
     return (connect, connect, connect, read)
+
+
+def _headers(fields: Mapping[Any, Any]) -> roundtrip.Headers:
+    # requests allows str or bytes names and values; str (the usual) goes through untouched.
+    return roundtrip.Headers._from_list([
+        (name if type(name) is str else _text(name), value if type(value) is str else _text(value))
+        for name, value in fields.items()
+    ])
 
 
 def _request_body(body: Any) -> Any:
