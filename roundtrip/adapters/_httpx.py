@@ -13,7 +13,7 @@ import httpx
 import roundtrip
 from roundtrip._trace import HOOKS
 
-from ._httpx_options import RETRY_BACKOFF, transport_options
+from ._httpx_options import RETRY_BACKOFF, check_versions, transport_options
 from ._httpx_trace import EventTrace
 from ._timeouts import PHASE_NAMES, READ, WRITE, PhaseTimer, TimedFile, Watchdog, timed_chunks, timeout_phase
 
@@ -123,8 +123,7 @@ class HTTPXTransport(httpx.BaseTransport):
             ("limits", limits), ("proxy", proxy), ("uds", uds), ("local_address", local_address),
             ("retries", retries), ("socket_options", socket_options),
         ) if value is not _UNSET}
-        if "http1" in given or "http2" in given:
-            transport_options(**{**_DEFAULTS, **given})  # raises for what cannot be spoken, even with a transport
+        check_versions(given.get("http1", True), given.get("http2", False))  # even with a transport
         self._owned = transport is None
         self._retries = int(given.pop("retries", 0))
         if self._retries < 0:

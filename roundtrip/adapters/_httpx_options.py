@@ -10,7 +10,7 @@ import httpx
 
 import roundtrip
 
-__all__ = ("transport_options", "Dialer", "proxy_text")
+__all__ = ("transport_options", "check_versions", "Dialer", "proxy_text")
 
 # httpcore's connect retries wait 0 s, then 0.5 s, doubling (its exponential_backoff, factor 0.5).
 RETRY_BACKOFF = 0.5
@@ -30,16 +30,7 @@ def transport_options(
     socket_options: Optional[Iterable[Any]],
 ) -> dict[str, Any]:
     """Keyword arguments of ``roundtrip.Transport`` that mean what httpx's arguments mean."""
-    # http2=True next to http1=True lets the connection use HTTP/2 where the server agrees;
-    # HTTP/1.1 is always an allowed outcome, and the only one this transport reaches. Without
-    # http1 there is nothing it can speak.
-    if not http1:
-        if http2:
-            raise NotImplementedError(
-                "HTTPXTransport speaks HTTP/1.1 only: http1=False, http2=True (HTTP/2 only) needs "
-                "httpx.HTTPTransport; with http1=True, http2=True is accepted and HTTP/1.1 is used"
-            )
-        raise ValueError("HTTPXTransport needs http1=True: HTTP/1.1 is the only version it speaks")
+    check_versions(http1, http2)
     options: dict[str, Any] = {
         "disable_compression": True,  # httpx decodes Content-Encoding itself
         # httpx.create_ssl_context is what httpx.HTTPTransport uses: same CA bundle (certifi),
@@ -53,6 +44,20 @@ def transport_options(
     if uds is not None or local_address is not None or socket_options is not None:
         options["dial"] = Dialer(uds, local_address, list(socket_options) if socket_options is not None else None)
     return options
+
+
+def check_versions(http1: bool, http2: bool) -> None:
+    """Refuse what cannot be spoken: HTTP/1.1 is the only version this transport speaks."""
+    # http2=True next to http1=True lets the connection use HTTP/2 where the server agrees;
+    # HTTP/1.1 is always an allowed outcome, and the only one this transport reaches. Without
+    # http1 there is nothing it can speak.
+    if not http1:
+        if http2:
+            raise NotImplementedError(
+                "HTTPXTransport speaks HTTP/1.1 only: http1=False, http2=True (HTTP/2 only) needs "
+                "httpx.HTTPTransport; with http1=True, http2=True is accepted and HTTP/1.1 is used"
+            )
+        raise ValueError("HTTPXTransport needs http1=True: HTTP/1.1 is the only version it speaks")
 
 
 def _limits(limits: httpx.Limits) -> dict[str, Any]:
