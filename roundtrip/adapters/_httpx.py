@@ -41,10 +41,34 @@ class HTTPXTransport(httpx.BaseTransport):
         client = httpx.Client(transport=HTTPXTransport())
 
     Args:
-        transport: the ``roundtrip.Transport`` to use, shared and never closed by this adapter.
-            ``None`` (the default) makes a new one that this adapter owns and closes, with
-            roundtrip's defaults except ``disable_compression=True`` (httpx decodes
-            ``Content-Encoding`` itself, so roundtrip must never gunzip underneath it).
+        transport: the ``roundtrip.Transport`` to use, shared and never closed by this adapter
+            (none of the arguments below may be given with it). ``None`` (the default) makes
+            one that this adapter owns and closes, with ``disable_compression=True`` (httpx
+            decodes ``Content-Encoding`` itself) and the arguments below.
+
+    The keyword arguments of ``httpx.HTTPTransport``, with httpx's meaning, so that switching
+    is a change of class name:
+
+    - ``verify``, ``cert``, ``trust_env``: the ``ssl_context``, made by
+      ``httpx.create_ssl_context`` exactly as httpx makes it (an ``ssl.SSLContext`` as
+      ``verify`` is used as it is).
+    - ``http1``, ``http2``: HTTP/1.1 is the only version spoken. ``http2=True`` beside
+      ``http1=True`` is accepted (HTTP/2 is an option the server may not take; here it never
+      is); ``http1=False`` raises (``NotImplementedError`` with ``http2=True``).
+    - ``limits``: ``max_connections`` becomes ``max_conns_per_host`` (httpcore counts the
+      whole pool; roundtrip limits per host), ``max_keepalive_connections`` becomes
+      ``max_idle_conns`` and ``max_idle_conns_per_host`` (0 turns keep-alive off), and
+      ``keepalive_expiry`` becomes ``idle_conn_timeout``.
+    - ``proxy``: a URL, ``httpx.URL`` or ``httpx.Proxy`` (its ``auth`` sent as
+      ``Proxy-Authorization``) for every request; ``socks5://`` lets the proxy resolve names,
+      as httpcore does. Without it every request goes direct: as with httpx's own transport,
+      proxies from the environment are the ``httpx.Client``'s business (it mounts a transport
+      made with ``proxy=``).
+    - ``uds``, ``local_address``, ``socket_options``: a ``dial`` that connects to that Unix
+      socket, from that local address, with those ``setsockopt`` triples.
+    - ``retries``: connection attempts repeated after a connect error or timeout (not after a
+      proxy's refusal), waiting 0 s, 0.5 s, 1 s, ... as httpcore does; only bodies that can be
+      sent again (none, or bytes) are retried.
 
     The request goes out as httpx built it: method, URL, every header field in order and
     spelling (``Host``, ``User-Agent`` and ``Accept-Encoding`` included, so roundtrip adds none
@@ -52,8 +76,13 @@ class HTTPXTransport(httpx.BaseTransport):
     response streams: httpx reads it through an ``httpx.SyncByteStream`` whose ``close()``
     closes the roundtrip response (returning a fully read connection to the pool, closing a
     half-read one). What this adapter does not do is left to httpx, as with its own transport:
-    redirects, cookies, auth, decoding. httpx's ``proxy=``/``mounts=`` never reach this
-    transport; an owned Transport chooses proxies with ``roundtrip.proxy_from_environment``.
+    redirects, cookies, auth, decoding.
+
+    Request extensions: ``timeout`` (below); ``trace``, called with httpcore's event names and
+    information (see ``_httpx_trace``), which httpx's command line and ``-v`` rely on;
+    ``sni_hostname``, the name TLS presents and verifies while the connection still goes to the
+    URL's host (through a Transport per such route, made on first use; not available with a
+    given ``transport``).
 
     Timeouts: httpx's per-request ``request.extensions["timeout"]`` (``pool``, ``connect``,
     ``write``, ``read``; ``None`` = no limit) are per phase, and ``read``/``write`` limit each
@@ -91,7 +120,10 @@ class HTTPXTransport(httpx.BaseTransport):
     ``DeadlineExceeded``, a phase limit (``Cancelled``)          by phase, as above
     ``ProxyError``                                               ``ProxyError``
     ``ConnectError``, ``TLSError``                               ``ConnectError``
-    ``InvalidRequest``: scheme, no host                          ``UnsupportedProtocol``
+    ``InvalidRequest``: scheme, no host                          ``UnsupportedProtocol`` (httpx's
+                                                                 wording for a scheme)
+    ``InvalidRequest``: port out of range                        ``ConnectError`` (no connection
+                                                                 can be made; never wrapped)
     ``InvalidRequest``: anything else                            ``LocalProtocolError``
     ``ProtocolError``, ``IncompleteBody``, ``HeaderTooLarge``,   ``RemoteProtocolError``
     ``ServerDisconnected``, ``UnrewindableBody``

@@ -65,12 +65,27 @@ class RequestsAdapter(BaseAdapter):
         session.mount("https://", RequestsAdapter())
 
     Args:
-        transport: the ``roundtrip.Transport`` to use, shared and never closed by this adapter.
+        transport: the ``roundtrip.Transport`` to use, shared and never closed by this adapter
+            (the pool arguments below may not be given with it).
             It is used as it is: its ``ssl_context`` and ``proxy`` options decide TLS and
             proxies, requests' ``proxies`` are ignored, a CA path in ``verify`` defers to that
             ``ssl_context``, and ``verify=False`` or a ``cert`` on an https request raises
             ``NotImplementedError``. ``None`` (the
             default): the adapter makes and owns its Transports, described below.
+        pool_connections, pool_maxsize, pool_block: ``HTTPAdapter``'s pool sizes. Each Transport
+            keeps ``pool_maxsize`` idle connections per host and ``pool_connections *
+            pool_maxsize`` in all; with ``pool_block`` it never opens more than
+            ``pool_maxsize`` per host (further requests wait, as urllib3's blocking pool does).
+        max_retries: an int or a ``urllib3.util.Retry``, kept as ``self.max_retries`` as
+            ``HTTPAdapter`` keeps it. ``Retry.increment`` decides as for urllib3: a failed
+            connect counts against ``connect``, a read timeout or a server that hung up
+            against ``read`` (for the methods ``Retry`` deems idempotent), a status in
+            ``status_forcelist`` against ``status`` (``RetryError`` once spent, if
+            ``raise_on_status``); ``Retry.sleep`` waits between tries. Only bodies that can
+            be sent again (none, or bytes) are retried.
+
+    The adapter pickles with its Session as ``HTTPAdapter`` does: its settings travel and its
+    Transports are made anew (one with a given ``transport`` refuses to pickle).
 
     Owned Transports have roundtrip's defaults except ``disable_compression=True`` (requests
     decodes ``Content-Encoding`` itself, through ``raw.read(decode_content=True)``) and a
@@ -110,9 +125,15 @@ class RequestsAdapter(BaseAdapter):
     connect phase limit
     ``ResponseHeaderTimeout``, a write or read phase limit,      ``ReadTimeout``
     ``DeadlineExceeded``
-    ``ProxyError``                                               ``ProxyError``
+    ``ProxyError``; ``ConnectError`` through an http(s) proxy    ``ProxyError`` ("Unable to
+                                                                 connect to proxy ...")
+    a proxy URL without a host (before anything is sent)         ``InvalidProxyURL``
     ``TLSError``                                                 ``SSLError``
     ``ConnectError``                                             ``ConnectionError``
+    ``ProtocolError``: head cut off by the end of the stream     ``ChunkedEncodingError`` (http.client
+                                                                 takes it as a whole head, then
+                                                                 the body is missing)
+    ``ProtocolError``: invalid or conflicting Content-Length     ``InvalidHeader``
     ``ServerDisconnected``, ``ProtocolError`` (response head),   ``ConnectionError``
     ``UnrewindableBody``, other errors
     ``InvalidRequest``: header name or value                     ``InvalidHeader``
@@ -579,12 +600,12 @@ def _requests_error(exc: roundtrip.Error, timer: Optional[PhaseTimer], request: 
         if phase in (POOL, CONNECT):
             cls: Any = rexc.ConnectTimeout
             limit = f" (connect timeout={timer.limits[phase]})" if timer is not None and timer.limits[phase] is not None else ""
-            reason = _like(exc, f"Connection to {host} timed out.{limit}: {exc}")
+            reason = _like(exc, f"Connection to {host} timed out.{limit}", _timeout_class(exc))
         else:
             cls = rexc.ReadTimeout
             what = "waiting for the response" if phase == READ else "sending the request"
             limit = f" (read timeout={timer.limits[phase]})" if timer is not None and timer.limits[phase] is not None else ""
-            reason = _like(exc, f"Read timed out{limit}: no answer from {host} while {what}")
+            reason = _like(exc, f"Read timed out{limit}: no answer from {host} while {what}", _timeout_class(exc))
     elif isinstance(exc, roundtrip.TLSError):
         cls = rexc.SSLError
     elif isinstance(exc, roundtrip.ConnectError) and proxy is not None and not proxy.lower().startswith("socks"):
@@ -615,12 +636,18 @@ def _requests_error(exc: roundtrip.Error, timer: Optional[PhaseTimer], request: 
     return cls(reason, request=request)
 
 
-def _like(exc: roundtrip.Error, message: str) -> roundtrip.Error:
-    """An error of ``exc``'s class with a clearer message and the same facts."""
-    error = type(exc)(message)
+def _like(exc: roundtrip.Error, message: str, cls: Any = None) -> roundtrip.Error:
+    """An error of ``exc``'s class (or ``cls``) with a clearer message and the same facts."""
+    error = (cls or type(exc))(message)
     error.conn_reused, error.bytes_written = exc.conn_reused, exc.bytes_written
     error.__cause__ = exc
     return error
+
+
+def _timeout_class(exc: roundtrip.Error) -> Any:
+    # A phase limit surfaces from roundtrip as Cancelled (the watchdog cancelled the request);
+    # what the caller should see is a timeout.
+    return type(exc) if isinstance(exc, roundtrip.Timeout) else roundtrip.Timeout
 
 
 def _without_credentials(proxy: str) -> str:
