@@ -51,6 +51,7 @@ SUITES = {
         "install": f"httpx-{HTTPX_VERSION}.tar.gz[brotli,cli,http2,socks,zstd]",
         "requirements": [
             "chardet==5.2.0",
+            "click==8.1.8",  # later 8.x warn in httpx's test_download (warnings are errors there)
             "cryptography==44.0.0",
             "pytest==8.3.4",
             "trio==0.27.0",
@@ -62,7 +63,7 @@ SUITES = {
     "requests": {
         "version": REQUESTS_VERSION,
         "install": f"requests-{REQUESTS_VERSION}.tar.gz[socks]",
-        "requirements": ["pytest-httpbin==2.1.0", "httpbin~=0.10.0", "trustme"],
+        "requirements": ["pytest-httpbin==2.1.0", "httpbin~=0.10.0"],  # and trustme, pinned above
         "tests": "tests",
     },
 }
