@@ -41,8 +41,8 @@ def _plug_httpx() -> None:
         return
     from roundtrip.adapters import HTTPXTransport
 
-    httpx.HTTPTransport = HTTPXTransport  # type: ignore[misc]
-    httpx._client.HTTPTransport = HTTPXTransport  # type: ignore[attr-defined]
+    httpx.HTTPTransport = HTTPXTransport  # type: ignore[misc, assignment]
+    httpx._client.HTTPTransport = HTTPXTransport  # type: ignore[misc, assignment]
 
 
 def _plug_requests() -> None:
@@ -54,7 +54,7 @@ def _plug_requests() -> None:
     from roundtrip.adapters import RequestsAdapter
 
     # Session.__init__ mounts ``HTTPAdapter()`` as looked up in requests.sessions.
-    requests.sessions.HTTPAdapter = RequestsAdapter  # type: ignore[attr-defined]
+    requests.sessions.HTTPAdapter = RequestsAdapter  # type: ignore[assignment]
 
 
 def pytest_configure(config: Any) -> None:

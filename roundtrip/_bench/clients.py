@@ -457,7 +457,7 @@ class RequestsNullClient(RequestsClient):
 
         replies = _Replies(self.host, self.port)
 
-        class NullAdapter(requests.adapters.BaseAdapter):
+        class NullAdapter(requests.adapters.BaseAdapter):  # type: ignore[name-defined]
             def send(self, request: Any, stream: bool = False, timeout: Any = None, verify: Any = True,
                      cert: Any = None, proxies: Any = None) -> Any:
                 path = request.path_url

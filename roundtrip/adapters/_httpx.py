@@ -229,12 +229,12 @@ class HTTPXTransport(httpx.BaseTransport):
                 raise
         if timer is not None:
             timer.pause()  # the body's clock runs only while httpx reads
-        headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers.items()]
+        fields = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers.items()]
         if events is not None:
-            events.got_response(response, headers)
+            events.got_response(response, fields)
         return httpx.Response(
             response.status_code,
-            headers=headers,
+            headers=fields,
             stream=_ResponseStream(response, timer, request, events),
             extensions={
                 "http_version": _HTTP_VERSIONS.get(response.http_version) or response.http_version.encode("ascii", "replace"),

@@ -212,7 +212,7 @@ class RequestsAdapter(BaseAdapter):
         for a bad ``timeout``, ``OSError`` for a missing CA bundle or client certificate, and
         ``NotImplementedError`` for ``verify``/``cert`` with a given Transport.
         """
-        url = request.url.decode("utf-8") if isinstance(request.url, bytes) else request.url
+        url: str = request.url.decode("utf-8") if isinstance(request.url, bytes) else (request.url or "")
         transport = self._transport_for(url, verify, cert)
         proxy = self._proxy_for(url, proxies)
         self.add_headers(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
@@ -231,7 +231,7 @@ class RequestsAdapter(BaseAdapter):
                 context=timer.context if timer is not None else None,
                 trace=timer.trace if timer is not None else None,
             )
-            outgoing.proxy_url = proxy
+            outgoing.proxy_url = proxy  # type: ignore[attr-defined]
             try:
                 response = transport.round_trip(outgoing)
             except roundtrip.Error as exc:
@@ -283,7 +283,7 @@ class RequestsAdapter(BaseAdapter):
         result.url = req.url.decode("utf-8") if isinstance(req.url, bytes) else req.url  # type: ignore[assignment]
         extract_cookies_to_jar(result.cookies, req, resp)
         result.request = req
-        result.connection = self  # type: ignore[attr-defined]
+        result.connection = self  # type: ignore[assignment]
         return result
 
     def add_headers(self, request: requests.PreparedRequest, **kwargs: Any) -> None:
@@ -362,8 +362,8 @@ def _urllib3_response(request: requests.PreparedRequest, response: roundtrip.Res
     ``build_response``."""
     body = _RawBody(response, timer)
     return HTTPResponse(
-        body=body,
-        headers=response.headers.items(),
+        body=body,  # type: ignore[arg-type]
+        headers=response.headers.items(),  # type: ignore[arg-type]
         status=response.status_code,
         version=10 if response.http_version == "HTTP/1.0" else 11,
         version_string=response.http_version,
@@ -390,7 +390,7 @@ class _RawBody:
         self._response = response
         self._timer = timer
         self._closed = False
-        self._msg: Optional[http.client.HTTPMessage] = None
+        self._msg: Any = None
 
     def read(self, amt: Optional[int] = None) -> bytes:
         if self._closed or amt == 0:
