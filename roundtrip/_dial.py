@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 
 from . import _speedups
 from ._errors import ConnectTimeout, ProxyError
-from ._handshake import Handshake, Send
+from ._handshake import Handshake, Resolve, Send
 from ._route import Route
 from ._socks import socks5_handshake
 from ._streams import SocketStream, Stream, TLSStream
@@ -43,12 +43,10 @@ def connect_route(route: Route, options: Any, post: Post, gone: Callable[[], boo
         return _tls_if(target.scheme == "https", sock, options, target.host, post, gone)
 
     if proxy.scheme in ("socks5", "socks5h"):
-        host = target.host
-        if proxy.scheme == "socks5":
-            # socks5: the name is resolved here (socks5h leaves it to the proxy).
-            host = lookup(target.dial_host, target.port, post)[0].sockaddr[0]
+        # socks5: the name is resolved here (socks5h leaves it to the proxy).
+        handshake = socks5_handshake(target.host, target.port, proxy.username, proxy.password, resolve=proxy.scheme == "socks5")
         sock = open_socket(proxy.dial_host, proxy.port, options.connect_timeout, options.dial, post, gone)
-        _handshake_or_close(sock, socks5_handshake(host, target.port, proxy.username, proxy.password), route, f"SOCKS5 proxy {proxy.display}", gone)
+        _handshake_or_close(sock, handshake, route, f"SOCKS5 proxy {proxy.display}", post, gone)
         return _tls_if(target.scheme == "https", sock, options, target.host, post, gone)
 
     sock = open_socket(proxy.dial_host, proxy.port, options.connect_timeout, options.dial, post, gone)
@@ -57,7 +55,7 @@ def connect_route(route: Route, options: Any, post: Post, gone: Callable[[], boo
         return _tls_if(proxy.scheme == "https", sock, options, proxy.host, post, gone)
     tunnel = connect_handshake(target, proxy, options.max_response_header_bytes, _speedups.impl, what)
     if proxy.scheme == "http":
-        _handshake_or_close(sock, tunnel, route, what, gone)
+        _handshake_or_close(sock, tunnel, route, what, post, gone)
         return _tls_if(True, sock, options, target.host, post, gone)
     # TLS to the proxy, CONNECT inside it, TLS to the origin inside that.
     try:
@@ -67,7 +65,7 @@ def connect_route(route: Route, options: Any, post: Post, gone: Callable[[], boo
         raise
     try:
         add_tls_layer(layers, options, proxy.host, post, gone)
-        run_handshake(tunnel, _HandshakeIO(layers, _deadline(route), gone, what))
+        run_handshake(tunnel, _HandshakeIO(layers, _deadline(route), gone, what), post)
         add_tls_layer(layers, options, target.host, post, gone)
     except BaseException:
         layers.close()
@@ -87,15 +85,15 @@ def _deadline(route: Route) -> Optional[float]:
     return time.monotonic() + _UNBOUNDED_HANDSHAKE_LIMIT if route.unbounded else None
 
 
-def _handshake_or_close(sock: socket.socket, handshake: Handshake, route: Route, what: str, gone: Callable[[], bool]) -> None:
+def _handshake_or_close(sock: socket.socket, handshake: Handshake, route: Route, what: str, post: Post, gone: Callable[[], bool]) -> None:
     try:
-        run_handshake(handshake, _HandshakeIO(sock, _deadline(route), gone, what))
+        run_handshake(handshake, _HandshakeIO(sock, _deadline(route), gone, what), post)
     except BaseException:
         sock.close()
         raise
 
 
-def run_handshake(handshake: Handshake, io: "_HandshakeIO") -> Any:
+def run_handshake(handshake: Handshake, io: "_HandshakeIO", post: Post) -> Any:
     """Drive a ``_handshake`` generator on ``io``; returns the handshake's result."""
     try:
         step = next(handshake)
@@ -103,6 +101,8 @@ def run_handshake(handshake: Handshake, io: "_HandshakeIO") -> Any:
             if type(step) is Send:
                 io.send_all(step.data)
                 step = handshake.send(b"")
+            elif type(step) is Resolve:
+                step = handshake.send(lookup(step.host, step.port, post)[0].sockaddr[0])
             elif step.exact:
                 step = handshake.send(io.recv_exactly(step.size))
             else:

@@ -1,9 +1,9 @@
 """Proxy handshakes as state, with no I/O (the CONNECT of ``_tunnel``, the SOCKS5 of ``_socks``).
 
-A handshake is a generator. It yields what it needs done, ``Send(data)`` or
-``Receive(size, exact)``, and is sent back the bytes received (``b""`` at EOF for a receive that
-is not ``exact``; an ``exact`` one gets exactly ``size`` bytes, or the driver fails the
-handshake). What the generator returns is the handshake's result. A shell drives it on its
+A handshake is a generator. It yields what it needs done, ``Send(data)``,
+``Receive(size, exact)`` or ``Resolve(host, port)``, and is sent back the bytes received
+(``b""`` at EOF for a receive that is not ``exact``; an ``exact`` one gets exactly ``size``
+bytes, or the driver fails the handshake), or the address the name resolved to. What the generator returns is the handshake's result. A shell drives it on its
 connection, with its own deadlines and cancellation: ``_dial.run_handshake`` on a socket, and
 an event loop can drive the same generator.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Generator, NamedTuple, Union
 
-__all__ = ("Send", "Receive", "Handshake")
+__all__ = ("Send", "Receive", "Resolve", "Handshake")
 
 
 class Send(NamedTuple):
@@ -28,4 +28,11 @@ class Receive(NamedTuple):
     exact: bool = True
 
 
-Handshake = Generator[Union[Send, Receive], bytes, Any]
+class Resolve(NamedTuple):
+    """Look ``host`` up as the dial would, and send back its first address (a str)."""
+
+    host: str
+    port: int
+
+
+Handshake = Generator[Union[Send, Receive, Resolve], Any, Any]

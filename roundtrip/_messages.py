@@ -12,6 +12,9 @@ import json
 from ._errors import InvalidRequest
 
 BAD_HEAD = "malformed response head"
+# A head whose lines all parse but whose Content-Length is invalid or conflicting (RFC 9110
+# §8.6); named apart so that an adapter can raise what its library raises for it.
+BAD_CONTENT_LENGTH = "malformed response head: invalid or conflicting Content-Length"
 BAD_CHUNKED = "malformed chunked body"
 CLOSED_IN_HEAD = "server closed the connection inside the response head"
 CLOSED_IN_BODY = "server closed the connection inside a chunked body"

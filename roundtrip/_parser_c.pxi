@@ -86,6 +86,7 @@ cdef class ResponseParser:
     cdef bint _is_head, _is_connect, _in_head, _chunked, _trailer, _done, _eof, _failed, _taken
     cdef object _cl  # per field section: the Content-Length value seen, or None
     cdef bint _saw_te
+    cdef object _invalid  # the first Content-Length / Transfer-Encoding fault of a head, or None
 
     def __cinit__(self):
         self._buf = NULL
@@ -237,11 +238,11 @@ cdef class ResponseParser:
             self._failed = True
             raise ProtocolError(_BAD_HEAD)
         status = (b[9] - 48) * 100 + (b[10] - 48) * 10 + (b[11] - 48)
-        if status < 100:  # h11: an informational status is 100-199
+        self._cl, self._saw_te, self._invalid = None, False, None  # nothing carries over from a 1xx head
+        fields = self._fields(b, eol + 1, stop, _BAD_HEAD) if eol < stop else []
+        if status < 100:  # h11 checks the status (100-999) after the fields
             self._failed = True
             raise ProtocolError(_BAD_HEAD)
-        self._cl, self._saw_te = None, False  # nothing carries over from a 1xx head
-        fields = self._fields(b, eol + 1, stop, _BAD_HEAD) if eol < stop else []
         reason = PyUnicode_DecodeLatin1(<char*>b + 13, ln - 13, NULL) if ln > 13 else ""
         version = PyUnicode_DecodeLatin1(<char*>b, 8, NULL)
         if end > self._budget:
@@ -277,6 +278,7 @@ cdef class ResponseParser:
         cdef bytearray joined = None
         self._cl = None
         self._saw_te = False
+        self._invalid = None
         while True:
             q = <const unsigned char*>memchr(b + pos, b'\n', stop - pos)
             e = q - b if q != NULL else stop
@@ -300,6 +302,11 @@ cdef class ResponseParser:
                 break
             pos = e + 1
         self._field(out, joined, b + ls, le - ls, msg)
+        if self._invalid is not None:
+            # h11 parses every line of a head before it checks the framing fields, so a
+            # malformed line anywhere wins over a bad Content-Length or Transfer-Encoding.
+            self._failed = True
+            raise ProtocolError(self._invalid)
         return out
 
     cdef int _field(self, list out, bytearray joined, const unsigned char* p, Py_ssize_t n,
@@ -338,11 +345,19 @@ cdef class ResponseParser:
                     return 0
                 if self._cl == value:
                     return 0
+            if msg is _BAD_HEAD:
+                if self._invalid is None:
+                    self._invalid = _BAD_CONTENT_LENGTH
+                return 0
             self._failed = True
             raise ProtocolError(msg)
         if k == 17 and _ci_equal(p, b"transfer-encoding", 17):
             # h11 understands exactly one Transfer-Encoding field: "chunked", any case.
             if self._saw_te or ve - vs != 7 or not _ci_equal(p + vs, b"chunked", 7):
+                if msg is _BAD_HEAD:
+                    if self._invalid is None:
+                        self._invalid = _BAD_HEAD
+                    return 0
                 self._failed = True
                 raise ProtocolError(msg)
             self._saw_te = True

@@ -12,7 +12,7 @@ import ipaddress
 from typing import Optional
 
 from ._errors import ProxyError
-from ._handshake import Handshake, Receive, Send
+from ._handshake import Handshake, Receive, Resolve, Send
 from ._urls import join_host_port
 
 __all__ = ("socks5_handshake", "REPLY_MEANINGS")
@@ -71,11 +71,14 @@ def _authenticate(username: str, password: str) -> Handshake:
         raise ProxyError("SOCKS5 proxy rejected the username and password")
 
 
-def socks5_handshake(host: str, port: int, username: Optional[str] = None, password: str = "") -> Handshake:
+def socks5_handshake(host: str, port: int, username: Optional[str] = None, password: str = "", resolve: bool = False) -> Handshake:
     """Ask the proxy to connect to ``host:port``; the handshake ends once the tunnel is open.
 
-    ``host`` is sent as an address when it is an IP literal and as a name otherwise. With a
-    ``username``, username/password authentication is offered besides "no authentication".
+    ``host`` is sent as an address when it is an IP literal and as a name otherwise; with
+    ``resolve`` (``socks5://``, not ``socks5h://``) a name is looked up here first, once the
+    proxy has answered the greeting (PySocks' and urllib3's order: a failed lookup happens on
+    a live proxy connection). With a ``username``, username/password authentication is
+    offered besides "no authentication".
     Raises ``ProxyError`` for every refusal or protocol violation, naming the RFC 1928 reply
     when there is one.
     """
@@ -92,6 +95,8 @@ def socks5_handshake(host: str, port: int, username: Optional[str] = None, passw
     if method == _USERNAME_PASSWORD:
         assert username is not None
         yield from _authenticate(username, password)
+    if resolve:
+        host = yield Resolve(host, port)
 
     # RFC 1928 §4: VER, CMD, RSV, ATYP, DST.ADDR, DST.PORT (network byte order).
     yield Send(bytes((_VERSION, _CMD_CONNECT, 0x00)) + _address(host) + port.to_bytes(2, "big"))

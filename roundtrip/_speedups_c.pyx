@@ -123,6 +123,7 @@ cdef str _TOO_LARGE = _messages.HEAD_TOO_LARGE
 cdef str _LINE_TOO_LONG = _messages.LINE_TOO_LONG
 cdef str _CHUNK_TOO_LARGE = _messages.CHUNK_SIZE_TOO_LARGE
 cdef str _FED_AFTER_EOF = _messages.FED_AFTER_EOF
+cdef str _BAD_CONTENT_LENGTH = _messages.BAD_CONTENT_LENGTH
 
 
 # ---------------------------------------------------------------------------------------------

@@ -158,6 +158,58 @@ def _body_length(method: str, status_code: int, fields: list[tuple[str, str]]) -
     return UNTIL_CLOSE
 
 
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+
+
+def _content_length_to_blame(received: bytes, method: str) -> bool:
+    """Whether a head h11 refused is refused for a Content-Length field (RFC 9110 §8.6: every
+    comma-separated part the same 1-20 digits, every such field the same length), its other
+    lines being sound: the first framing field at fault is a Content-Length one, and the head
+    parses once its framing fields are left out. The compiled twin checks the framing fields
+    after every line has parsed, in this order."""
+    end = _HEAD_END.search(received)
+    if end is None:
+        return False
+    status_line, *raw_lines = re.split(rb"\r?\n", received[: end.start()])
+    lines: list[bytes] = []
+    for line in raw_lines:
+        if line[:1] in (b" ", b"\t") and lines:
+            lines[-1] += b" " + line.strip(b" \t")  # RFC 9112 §5.2: obs-fold is one space
+        else:
+            lines.append(line)
+    kept = [status_line]
+    length: bytes | None = None
+    chunked = False
+    first_fault = None
+    for line in lines:
+        name, colon, value = line.partition(b":")
+        name = name.lower()
+        if colon and name == b"content-length":
+            parts = {part.strip(b" \t") for part in value.strip(b" \t").split(b",")}
+            digits = parts.pop() if len(parts) == 1 else b""
+            if 0 < len(digits) <= 20 and digits.isdigit() and length in (None, digits):
+                length = digits
+            elif first_fault is None:
+                first_fault = "content-length"
+        elif colon and name == b"transfer-encoding":
+            if not chunked and value.strip(b" \t").lower() == b"chunked":
+                chunked = True
+            elif first_fault is None:
+                first_fault = "transfer-encoding"
+        else:
+            kept.append(line)
+    if first_fault != "content-length":
+        return False
+    probe = h11.Connection(h11.CLIENT)
+    probe.send(h11.Request(method=method, target="/", headers=[("Host", "probe")]))
+    probe.send(h11.EndOfMessage())
+    probe.receive_data(b"\r\n".join(kept) + b"\r\n\r\n")
+    try:
+        return probe.next_event() is not h11.NEED_DATA
+    except h11.RemoteProtocolError:
+        return False
+
+
 class ResponseParser:
     """Sans-I/O parser of the response to one request: bytes in, events out.
 
@@ -225,20 +277,24 @@ class ResponseParser:
             return None
         if self._failed:  # h11 stays in its ERROR state
             raise ProtocolError(_messages.BAD_HEAD if self._in_head else _messages.BAD_CHUNKED)
-        # Before a chunk-size line, keep what h11 is about to read: h11 does not say the size.
-        before = self._h11.trailing_data[0] if self._at_size_line else None
+        # Keep what h11 is about to read: it does not say a chunk's size, nor why it refused a
+        # head (its message quotes the server's bytes, so it is never read here).
+        before = self._h11.trailing_data[0] if self._at_size_line or self._in_head else None
         unparsed_before = self._unparsed()
         try:
             event = self._h11.next_event()
         except h11.RemoteProtocolError:
             # Without a size limit or an end of stream, h11 raises only for bytes it refuses.
             self._failed = True
-            raise ProtocolError(
-                _messages.BAD_HEAD if self._in_head else _messages.BAD_CHUNKED
-            ) from None
+            if not self._in_head:
+                raise ProtocolError(_messages.BAD_CHUNKED) from None
+            assert before is not None
+            if _content_length_to_blame(before, self._method):
+                raise ProtocolError(_messages.BAD_CONTENT_LENGTH) from None
+            raise ProtocolError(_messages.BAD_HEAD) from None
         if self._in_head:
             return self._head_event(event, unparsed_before)
-        if before is not None:
+        if self._at_size_line and before is not None:
             self._check_size_line(before, unparsed_before - self._unparsed())
         if isinstance(event, h11.Data) and event.chunk_end:
             self._at_size_line, self._crlf_owed = True, 2

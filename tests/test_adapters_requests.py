@@ -402,13 +402,13 @@ def test_bad_chunk_raises_chunked_encoding_error(session, server):
 )
 def test_invalid_request_maps_to_requests_exceptions(message, part, expected):
     request = requests.Request("GET", "http://example.invalid/").prepare()
-    mapped = _requests_error(roundtrip.InvalidRequest(message, part), None, request)
+    mapped = _requests_error(roundtrip.InvalidRequest(message, part), None, request, None)
     assert type(mapped) is expected and mapped.request is request
 
 
 def test_invalid_method_stays_a_value_error():
     request = requests.Request("GET", "http://example.invalid/").prepare()
-    assert _requests_error(roundtrip.InvalidRequest('invalid method "A B"', "method"), None, request) is None
+    assert _requests_error(roundtrip.InvalidRequest('invalid method "A B"', "method"), None, request, None) is None
 
 
 def test_given_transport_rejects_tls_settings_it_cannot_honour(server, make_transport):

@@ -388,6 +388,100 @@ class HTTPXRoundtripClient(HTTPXClient):
         return f"{self.httpx.__version__} + roundtrip {roundtrip.__version__} ({roundtrip.IMPLEMENTATION})"
 
 
+# -- the adapters' own cost ---------------------------------------------------------------------
+
+
+def _recorded_response(host: str, port: int, method: str, path: str, body: Optional[bytes]) -> "tuple[int, str, list[tuple[str, str]], bytes]":
+    """One real exchange with the bench server: (status, reason, header fields, body)."""
+    import http.client
+
+    conn = http.client.HTTPConnection(host, port)
+    try:
+        conn.request(method, path, body=body)
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, resp.reason, resp.getheaders(), data
+    finally:
+        conn.close()
+
+
+class _Replies:
+    """The server's answer to each (method, path), recorded once, for the do-nothing clients."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.recorded: dict[tuple[str, str], Any] = {}
+
+    def get(self, method: str, path: str, body: Optional[bytes]) -> Any:
+        key = (method, path)
+        if key not in self.recorded:
+            self.recorded[key] = _recorded_response(self.host, self.port, method, path, body)
+        return self.recorded[key]
+
+
+class HTTPXNullClient(HTTPXClient):
+    """``httpx.Client`` over a transport that sends nothing: it answers each request with the
+    server's recorded response (status, headers, body), so what is left is httpx's own cost."""
+
+    def _client_options(self) -> dict[str, Any]:
+        import httpx
+
+        replies = _Replies(self.host, self.port)
+
+        class NullTransport(httpx.BaseTransport):
+            def handle_request(self, request: Any) -> Any:
+                path = request.url.raw_path.decode("ascii")
+                content = request.read() if request.method == "POST" else None
+                status, reason, headers, data = replies.get(request.method, path, content)
+                return httpx.Response(
+                    status,
+                    headers=headers,
+                    stream=httpx.ByteStream(data),
+                    extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason.encode("latin-1")},
+                )
+
+        return {"transport": NullTransport()}
+
+    def version(self) -> str:
+        return f"{self.httpx.__version__}, do-nothing transport"
+
+
+class RequestsNullClient(RequestsClient):
+    """``requests.Session`` with an adapter that sends nothing: it answers each request with
+    the server's recorded response, so what is left is requests' own cost."""
+
+    def _adapter(self) -> Any:
+        requests = self.requests
+        from requests.structures import CaseInsensitiveDict
+        from requests.utils import get_encoding_from_headers
+
+        replies = _Replies(self.host, self.port)
+
+        class NullAdapter(requests.adapters.BaseAdapter):  # type: ignore[name-defined]
+            def send(self, request: Any, stream: bool = False, timeout: Any = None, verify: Any = True,
+                     cert: Any = None, proxies: Any = None) -> Any:
+                path = request.path_url
+                status, reason, headers, data = replies.get(request.method, path, request.body)
+                response = requests.Response()
+                response.status_code = status
+                response.headers = CaseInsensitiveDict(headers)
+                response.encoding = get_encoding_from_headers(response.headers)
+                response.raw = io.BytesIO(data)
+                response.reason = reason
+                response.url = request.url
+                response.request = request
+                response.connection = self
+                return response
+
+            def close(self) -> None:
+                pass
+
+        return NullAdapter()
+
+    def version(self) -> str:
+        return f"{self.requests.__version__}, do-nothing adapter"
+
+
 class PycurlClient(Client):
     """One ``pycurl.Curl`` handle (libcurl keeps the connection); a handle per thread, since
     a handle must not be used by two threads at once."""
@@ -523,6 +617,8 @@ REGISTRY: tuple[ClientInfo, ...] = (
     ClientInfo("aiohttp", "AiohttpClient", ("aiohttp",), {}, {}, "aiohttp.ClientSession; 8 tasks on one loop instead of 8 threads"),
     ClientInfo("httpx+roundtrip", "HTTPXRoundtripClient", ("httpx", "roundtrip.adapters"), {"ROUNDTRIP_NO_EXTENSIONS": None}, {}, "httpx.Client over roundtrip.adapters.HTTPXTransport"),
     ClientInfo("requests+roundtrip", "RequestsRoundtripClient", ("requests", "roundtrip.adapters"), {"ROUNDTRIP_NO_EXTENSIONS": None}, {}, "requests.Session with roundtrip.adapters.RequestsAdapter"),
+    ClientInfo("httpx+nothing", "HTTPXNullClient", ("httpx",), {}, {}, "httpx.Client over a do-nothing transport (replays a recorded response): httpx's own cost"),
+    ClientInfo("requests+nothing", "RequestsNullClient", ("requests",), {}, {}, "requests.Session with a do-nothing adapter (replays a recorded response): requests' own cost"),
 )
 
 BY_NAME = {info.name: info for info in REGISTRY}

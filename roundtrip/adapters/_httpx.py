@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import io
+import socket
+import threading
+import time
 from typing import Any, Iterator, Optional
 
 import httpx
 
 import roundtrip
+from roundtrip._trace import HOOKS
 
+from ._httpx_options import RETRY_BACKOFF, check_versions, transport_options
+from ._httpx_trace import EventTrace
 from ._timeouts import PHASE_NAMES, READ, WRITE, PhaseTimer, TimedFile, Watchdog, timed_chunks, timeout_phase
 
 __all__ = ("HTTPXTransport",)
@@ -17,6 +23,15 @@ _READ_SIZE = 65536
 # Bodies up to this size go out with the head in one send; larger ones are fed to the
 # transport a file read at a time, so that each piece restarts the write clock.
 _SMALL_BODY = 65536
+_from_list = roundtrip.Headers._from_list  # the fields are str already: no per-field checks
+_HTTP_VERSIONS = {"HTTP/1.1": b"HTTP/1.1", "HTTP/1.0": b"HTTP/1.0"}
+_UNSET: Any = object()
+# httpx.HTTPTransport's defaults
+_DEFAULTS: dict[str, Any] = {
+    "verify": True, "cert": None, "trust_env": True, "http1": True, "http2": False,
+    "limits": httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0),
+    "proxy": None, "uds": None, "local_address": None, "socket_options": None,
+}
 _TIMEOUT_ERRORS = (httpx.PoolTimeout, httpx.ConnectTimeout, httpx.WriteTimeout, httpx.ReadTimeout)
 
 
@@ -26,10 +41,34 @@ class HTTPXTransport(httpx.BaseTransport):
         client = httpx.Client(transport=HTTPXTransport())
 
     Args:
-        transport: the ``roundtrip.Transport`` to use, shared and never closed by this adapter.
-            ``None`` (the default) makes a new one that this adapter owns and closes, with
-            roundtrip's defaults except ``disable_compression=True`` (httpx decodes
-            ``Content-Encoding`` itself, so roundtrip must never gunzip underneath it).
+        transport: the ``roundtrip.Transport`` to use, shared and never closed by this adapter
+            (none of the arguments below may be given with it). ``None`` (the default) makes
+            one that this adapter owns and closes, with ``disable_compression=True`` (httpx
+            decodes ``Content-Encoding`` itself) and the arguments below.
+
+    The keyword arguments of ``httpx.HTTPTransport``, with httpx's meaning, so that switching
+    is a change of class name:
+
+    - ``verify``, ``cert``, ``trust_env``: the ``ssl_context``, made by
+      ``httpx.create_ssl_context`` exactly as httpx makes it (an ``ssl.SSLContext`` as
+      ``verify`` is used as it is).
+    - ``http1``, ``http2``: HTTP/1.1 is the only version spoken. ``http2=True`` beside
+      ``http1=True`` is accepted (HTTP/2 is an option the server may not take; here it never
+      is); ``http1=False`` raises (``NotImplementedError`` with ``http2=True``).
+    - ``limits``: ``max_connections`` becomes ``max_conns_per_host`` (httpcore counts the
+      whole pool; roundtrip limits per host), ``max_keepalive_connections`` becomes
+      ``max_idle_conns`` and ``max_idle_conns_per_host`` (0 turns keep-alive off), and
+      ``keepalive_expiry`` becomes ``idle_conn_timeout``.
+    - ``proxy``: a URL, ``httpx.URL`` or ``httpx.Proxy`` (its ``auth`` sent as
+      ``Proxy-Authorization``) for every request; ``socks5://`` lets the proxy resolve names,
+      as httpcore does. Without it every request goes direct: as with httpx's own transport,
+      proxies from the environment are the ``httpx.Client``'s business (it mounts a transport
+      made with ``proxy=``).
+    - ``uds``, ``local_address``, ``socket_options``: a ``dial`` that connects to that Unix
+      socket, from that local address, with those ``setsockopt`` triples.
+    - ``retries``: connection attempts repeated after a connect error or timeout (not after a
+      proxy's refusal), waiting 0 s, 0.5 s, 1 s, ... as httpcore does; only bodies that can be
+      sent again (none, or bytes) are retried.
 
     The request goes out as httpx built it: method, URL, every header field in order and
     spelling (``Host``, ``User-Agent`` and ``Accept-Encoding`` included, so roundtrip adds none
@@ -37,8 +76,13 @@ class HTTPXTransport(httpx.BaseTransport):
     response streams: httpx reads it through an ``httpx.SyncByteStream`` whose ``close()``
     closes the roundtrip response (returning a fully read connection to the pool, closing a
     half-read one). What this adapter does not do is left to httpx, as with its own transport:
-    redirects, cookies, auth, decoding. httpx's ``proxy=``/``mounts=`` never reach this
-    transport; an owned Transport chooses proxies with ``roundtrip.proxy_from_environment``.
+    redirects, cookies, auth, decoding.
+
+    Request extensions: ``timeout`` (below); ``trace``, called with httpcore's event names and
+    information (see ``_httpx_trace``), which httpx's command line and ``-v`` rely on;
+    ``sni_hostname``, the name TLS presents and verifies while the connection still goes to the
+    URL's host (through a Transport per such route, made on first use; not available with a
+    given ``transport``).
 
     Timeouts: httpx's per-request ``request.extensions["timeout"]`` (``pool``, ``connect``,
     ``write``, ``read``; ``None`` = no limit) are per phase, and ``read``/``write`` limit each
@@ -76,7 +120,10 @@ class HTTPXTransport(httpx.BaseTransport):
     ``DeadlineExceeded``, a phase limit (``Cancelled``)          by phase, as above
     ``ProxyError``                                               ``ProxyError``
     ``ConnectError``, ``TLSError``                               ``ConnectError``
-    ``InvalidRequest``: scheme, no host                          ``UnsupportedProtocol``
+    ``InvalidRequest``: scheme, no host                          ``UnsupportedProtocol`` (httpx's
+                                                                 wording for a scheme)
+    ``InvalidRequest``: port out of range                        ``ConnectError`` (no connection
+                                                                 can be made; never wrapped)
     ``InvalidRequest``: anything else                            ``LocalProtocolError``
     ``ProtocolError``, ``IncompleteBody``, ``HeaderTooLarge``,   ``RemoteProtocolError``
     ``ServerDisconnected``, ``UnrewindableBody``
@@ -87,9 +134,48 @@ class HTTPXTransport(httpx.BaseTransport):
     ==========================================================  ==============================
     """
 
-    def __init__(self, transport: Optional[roundtrip.Transport] = None) -> None:
+    def __init__(
+        self,
+        transport: Optional[roundtrip.Transport] = None,
+        *,
+        verify: Any = _UNSET,
+        cert: Any = _UNSET,
+        trust_env: Any = _UNSET,
+        http1: Any = _UNSET,
+        http2: Any = _UNSET,
+        limits: Any = _UNSET,
+        proxy: Any = _UNSET,
+        uds: Any = _UNSET,
+        local_address: Any = _UNSET,
+        retries: Any = _UNSET,
+        socket_options: Any = _UNSET,
+    ) -> None:
+        given = {name: value for name, value in (
+            ("verify", verify), ("cert", cert), ("trust_env", trust_env), ("http1", http1), ("http2", http2),
+            ("limits", limits), ("proxy", proxy), ("uds", uds), ("local_address", local_address),
+            ("retries", retries), ("socket_options", socket_options),
+        ) if value is not _UNSET}
+        check_versions(given.get("http1", True), given.get("http2", False))  # even with a transport
         self._owned = transport is None
-        self._transport = roundtrip.Transport(disable_compression=True) if transport is None else transport
+        self._retries = int(given.pop("retries", 0))
+        if self._retries < 0:
+            raise ValueError("retries must be 0 or more")
+        if transport is not None:
+            if given:
+                raise ValueError(
+                    f"HTTPXTransport(transport=...) uses that Transport as it is: "
+                    f"{', '.join(sorted(given))} cannot change it (leave transport out to have one made)"
+                )
+            self._options: Optional[dict[str, Any]] = None
+            self._transport = transport
+        else:
+            settings = {**_DEFAULTS, **given}
+            self._options = transport_options(**settings)
+            self._transport = roundtrip.Transport(**self._options)
+        self._local_address = given.get("local_address")
+        self._socket_options = given.get("socket_options")
+        self._sni_transports: dict[tuple[str, int, str], roundtrip.Transport] = {}
+        self._lock = threading.Lock()
         self._watchdog = Watchdog()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -97,106 +183,259 @@ class HTTPXTransport(httpx.BaseTransport):
 
         Raises the ``httpx`` exceptions of the table in the class docstring.
         """
-        timer = _timer_for(request, self._watchdog)
-        body, get_body = _request_body(request, timer)
-        outgoing = roundtrip.Request(
-            request.method,
-            str(request.url),
-            request.headers.raw,
-            body,
-            get_body=get_body,
-            context=timer.context if timer is not None else None,
-            trace=timer.trace if timer is not None else None,
-        )
-        try:
-            response = self._transport.round_trip(outgoing)
-        except roundtrip.Error as exc:
-            if timer is not None:
-                timer.stop()
-            raise _httpx_error(exc, timer, request) from exc
-        except BaseException:
-            if timer is not None:
-                timer.stop()
-            raise
+        extensions = request.extensions
+        timeouts = extensions.get("timeout")
+        callback = extensions.get("trace")
+        sni_hostname = extensions.get("sni_hostname")
+        transport = self._transport
+        url = str(request.url)
+        if sni_hostname:
+            transport, url = self._sni_route(request.url, sni_hostname)
+        body, get_body = _request_body(request, timeouts)
+        headers = _from_list([(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw])
+        retries_left = self._retries
+        delay = 0.0
+        while True:
+            timer = _timer_for(timeouts, self._watchdog)
+            events = self._events(callback, request, timeouts, sni_hostname) if callback is not None else None
+            outgoing = roundtrip.Request(
+                request.method,
+                url,
+                headers,
+                _timed_body(body, timer),
+                get_body=get_body,
+                context=timer.context if timer is not None else None,
+                trace=_trace(timer, events),
+            )
+            try:
+                response = transport.round_trip(outgoing)
+                break
+            except roundtrip.Error as exc:
+                if timer is not None:
+                    timer.stop()
+                error = _httpx_error(exc, timer, request)
+                if retries_left > 0 and _retryable(exc, error, body):
+                    # httpcore's connect retries: nothing was sent; wait 0 s, 0.5 s, 1 s, ...
+                    retries_left -= 1
+                    time.sleep(delay)
+                    delay = RETRY_BACKOFF if not delay else delay * 2
+                    continue
+                if events is not None:
+                    events.fail(error)
+                raise error from exc
+            except BaseException:
+                if timer is not None:
+                    timer.stop()
+                raise
         if timer is not None:
             timer.pause()  # the body's clock runs only while httpx reads
+        fields = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers.items()]
+        if events is not None:
+            events.got_response(response, fields)
         return httpx.Response(
             response.status_code,
-            headers=[(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers.items()],
-            stream=_ResponseStream(response, timer, request),
+            headers=fields,
+            stream=_ResponseStream(response, timer, request, events),
             extensions={
-                "http_version": response.http_version.encode("ascii", "replace"),
+                "http_version": _HTTP_VERSIONS.get(response.http_version) or response.http_version.encode("ascii", "replace"),
                 "reason_phrase": response.reason.encode("latin-1", "replace"),
             },
         )
 
     def close(self) -> None:
-        """Stop the timeout watchdog, and close the roundtrip Transport if this adapter made it."""
+        """Stop the timeout watchdog, and close the roundtrip Transports this adapter made."""
         self._watchdog.close()
+        with self._lock:
+            transports = list(self._sni_transports.values())
+            self._sni_transports.clear()
+        for transport in transports:
+            transport.close()
         if self._owned:
             self._transport.close()
+
+    def _events(self, callback: Any, request: httpx.Request, timeouts: Any, sni_hostname: Any) -> EventTrace:
+        connect = timeouts.get("connect") if timeouts else None
+        options = self._options or {}
+        return EventTrace(callback, request, connect, options.get("ssl_context"),
+                          sni_hostname or request.url.host, self._local_address, self._socket_options)
+
+    def _sni_route(self, url: httpx.URL, sni_hostname: str) -> tuple[roundtrip.Transport, str]:
+        """For the ``sni_hostname`` extension: a Transport whose connections go to the URL's
+        host while TLS names ``sni_hostname``, and the URL it is given (that name as host; the
+        ``Host`` header httpx set still names the URL's host)."""
+        if self._options is None:
+            raise NotImplementedError(
+                "the sni_hostname extension needs a Transport made by HTTPXTransport (leave transport out)"
+            )
+        host = url.host
+        port = url.port or (443 if url.scheme == "https" else 80)
+        key = (host, port, sni_hostname)
+        with self._lock:
+            transport = self._sni_transports.get(key)
+            if transport is None:
+                options = dict(self._options)
+                options["dial"] = _Redirected(host, port, options.get("dial"))
+                transport = self._sni_transports[key] = roundtrip.Transport(**options)
+        return transport, str(url.copy_with(host=sni_hostname))
+
+
+class _Redirected:
+    """A ``dial`` that connects to one fixed host and port, whatever the URL names."""
+
+    __slots__ = ("host", "port", "dial")
+
+    def __init__(self, host: str, port: int, dial: Any) -> None:
+        self.host, self.port, self.dial = host, port, dial
+
+    def __call__(self, host: str, port: int, timeout: Optional[float]) -> socket.socket:
+        if self.dial is not None:
+            return self.dial(self.host, self.port, timeout)
+        sock = socket.create_connection((self.host, self.port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
 
 
 class _ResponseStream(httpx.SyncByteStream):
     """The body of a roundtrip response as httpx reads it."""
 
-    def __init__(self, response: roundtrip.Response, timer: Optional[PhaseTimer], request: httpx.Request) -> None:
+    __slots__ = ("_response", "_timer", "_request", "_events")
+
+    def __init__(self, response: roundtrip.Response, timer: Optional[PhaseTimer], request: httpx.Request,
+                 events: Optional[EventTrace]) -> None:
         self._response = response
         self._timer = timer
         self._request = request
+        self._events = events
 
     def __iter__(self) -> Iterator[bytes]:
-        response, timer = self._response, self._timer
+        response, timer, events = self._response, self._timer, self._events
+        if events is not None:
+            events.body_started()
         try:
-            if timer is None:
-                while True:
-                    data = response.read(_READ_SIZE)
-                    if not data:
-                        return
-                    yield data
-            while True:
-                timer.enter(READ)
-                data = response.read(_READ_SIZE)
-                timer.pause()
-                if not data:
+            length = response.content_length
+            if length is not None and length <= _READ_SIZE:
+                # A small body of known length comes in one read, which also returns the
+                # connection to the pool: no second read to learn that it has ended.
+                if timer is not None:
+                    timer.enter(READ)
+                data = response.read()
+                if timer is not None:
                     timer.stop()
-                    return
-                yield data
+                if data:
+                    yield data
+            elif timer is None:
+                read = response.read
+                while True:
+                    data = read(_READ_SIZE)
+                    if not data:
+                        break
+                    yield data
+            else:
+                while True:
+                    timer.enter(READ)
+                    data = response.read(_READ_SIZE)
+                    timer.pause()
+                    if not data:
+                        timer.stop()
+                        break
+                    yield data
         except roundtrip.Error as exc:
             if timer is not None:
                 timer.stop()
-            raise _httpx_error(exc, timer, self._request) from exc
+            error = _httpx_error(exc, timer, self._request)
+            if events is not None:
+                events.fail(error)
+            raise error from exc
+        if events is not None:
+            events.body_done()
 
     def close(self) -> None:
         self._response.close()
         if self._timer is not None:
             self._timer.stop()
+        if self._events is not None:
+            events, self._events = self._events, None
+            events.closed()
 
 
-def _timer_for(request: httpx.Request, watchdog: Watchdog) -> Optional[PhaseTimer]:
-    timeout = request.extensions.get("timeout")
-    if not timeout:
+def _timer_for(timeouts: Any, watchdog: Watchdog) -> Optional[PhaseTimer]:
+    if not timeouts:
         return None
-    limits = (timeout.get("pool"), timeout.get("connect"), timeout.get("write"), timeout.get("read"))
+    limits = (timeouts.get("pool"), timeouts.get("connect"), timeouts.get("write"), timeouts.get("read"))
     if limits == (None, None, None, None):
         return None
     return PhaseTimer(watchdog, limits)
 
 
-def _request_body(request: httpx.Request, timer: Optional[PhaseTimer]) -> tuple[Any, Any]:
+def _trace(timer: Optional[PhaseTimer], events: Optional[EventTrace]) -> Optional[roundtrip.Trace]:
+    """The request's ``Trace``: the timer's hooks, the trace extension's, or both."""
+    if events is None:
+        return timer.trace if timer is not None else None
+    hooks = events.hooks()
+    if timer is not None:
+        for name in HOOKS:
+            first = getattr(timer.trace, name)
+            if first is None:
+                continue
+            second = hooks.get(name)
+            hooks[name] = first if second is None else _both(first, second)
+    return roundtrip.Trace(**hooks)
+
+
+def _both(first: Any, second: Any) -> Any:
+    def hook(*args: Any) -> None:
+        first(*args)
+        second(*args)
+
+    return hook
+
+
+def _request_body(request: httpx.Request, timeouts: Any) -> tuple[Any, Any]:
     """The body for roundtrip and its ``get_body`` (``None`` lets roundtrip decide)."""
     try:
         content = request.content  # bytes content, or a stream the caller has read
     except httpx.RequestNotRead:
-        stream = request.stream
-        if timer is not None and timer.limits[WRITE] is not None:
-            return timed_chunks(stream, timer), None  # type: ignore[arg-type]
-        return stream, None
-    if not content:
-        return None, None
-    if len(content) > _SMALL_BODY and timer is not None and timer.limits[WRITE] is not None:
-        return TimedFile(io.BytesIO(content), timer), None  # seekable: roundtrip can replay it
-    return content, None
+        return request.stream, None  # streamed as it is produced, never copied
+    return (content or None), None
+
+
+def _timed_body(body: Any, timer: Optional[PhaseTimer]) -> Any:
+    """``body``, with each piece handed to roundtrip restarting the write clock."""
+    if body is None or timer is None or timer.limits[WRITE] is None:
+        return body
+    if isinstance(body, bytes):
+        if len(body) > _SMALL_BODY:
+            return TimedFile(io.BytesIO(body), timer)  # seekable: roundtrip can replay it
+        return body
+    return timed_chunks(body, timer)
+
+
+def _retryable(exc: roundtrip.Error, error: Exception, body: Any) -> bool:
+    """httpcore retries establishing a connection (connect errors and timeouts), not a
+    refusal by a proxy; a body that cannot be sent twice is not retried."""
+    if not isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout)) or isinstance(exc, roundtrip.ProxyError):
+        return False
+    if exc.bytes_written:
+        return False
+    return body is None or isinstance(body, bytes)
+
+
+def _invalid_part(exc: roundtrip.InvalidRequest) -> str:
+    """What was wrong with a request roundtrip refused: ``"method"``, ``"header"``, ``"url"``,
+    ``"scheme"`` or ``"body"``."""
+    part = getattr(exc, "part", None)
+    if part:
+        return part
+    message = str(exc)
+    if message.startswith("unsupported protocol scheme"):
+        return "scheme"
+    if message.startswith("invalid method"):
+        return "method"
+    if "header" in message:
+        return "header"
+    if "URL" in message or "Host" in message:
+        return "url"
+    return "body"
 
 
 def _httpx_error(exc: roundtrip.Error, timer: Optional[PhaseTimer], request: httpx.Request) -> Exception:
@@ -212,8 +451,19 @@ def _httpx_error(exc: roundtrip.Error, timer: Optional[PhaseTimer], request: htt
     if isinstance(exc, roundtrip.ConnectError):
         return httpx.ConnectError(message, request=request)
     if isinstance(exc, roundtrip.InvalidRequest):
-        if message.startswith("unsupported protocol scheme") or message == "no Host in request URL":
+        part = _invalid_part(exc)
+        if part == "scheme":
+            # The wording httpx users see from httpx's own transport.
+            scheme = request.url.scheme
+            if not scheme:
+                return httpx.UnsupportedProtocol("Request URL is missing an 'http://' or 'https://' protocol.", request=request)
+            return httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{scheme}://'.", request=request)
+        if message == "no Host in request URL":
             return httpx.UnsupportedProtocol(message, request=request)
+        if part == "url" and "port" in message:
+            # No connection can be made to a port outside 1-65535 (httpx's own URL parsing
+            # lets it through); httpx users get what a failed connect gives them.
+            return httpx.ConnectError(f"cannot connect: {message}", request=request)
         return httpx.LocalProtocolError(message, request=request)
     if isinstance(exc, (roundtrip.ProtocolError, roundtrip.ServerDisconnected, roundtrip.UnrewindableBody)):
         return httpx.RemoteProtocolError(message, request=request)

@@ -7,19 +7,32 @@ import io
 import os
 import ssl
 import threading
+from urllib.parse import urlsplit
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
 import requests
 from requests import exceptions as rexc
-from requests.adapters import BaseAdapter
+from requests.adapters import DEFAULT_POOLBLOCK, DEFAULT_POOLSIZE, DEFAULT_RETRIES, BaseAdapter
 from requests.cookies import extract_cookies_to_jar
 from requests.structures import CaseInsensitiveDict
-from requests.utils import DEFAULT_CA_BUNDLE_PATH, extract_zipped_paths, get_encoding_from_headers, select_proxy
+from requests.auth import _basic_auth_str
+from requests.utils import (
+    DEFAULT_CA_BUNDLE_PATH,
+    extract_zipped_paths,
+    get_auth_from_url,
+    get_encoding_from_headers,
+    prepend_scheme_if_needed,
+    select_proxy,
+)
 from urllib3 import HTTPResponse
-from urllib3.exceptions import DecodeError
+from urllib3.exceptions import ConnectTimeoutError, DecodeError, MaxRetryError, NewConnectionError, ReadTimeoutError
+from urllib3.exceptions import ProtocolError as URLLib3ProtocolError
 from urllib3.util import Timeout as TimeoutSauce
+from urllib3.util import parse_url
+from urllib3.util.retry import Retry
 
 import roundtrip
+from roundtrip._headers import _text
 
 from ._timeouts import CONNECT, POOL, READ, WRITE, PhaseTimer, TimedFile, Watchdog, timed_chunks, timeout_phase
 
@@ -28,6 +41,9 @@ __all__ = ("RequestsAdapter",)
 _SMALL_BODY = 65536  # larger bodies go out a file read at a time (each read restarts the clock)
 _PIECE = 65536  # the most one timed read of the response body asks for
 _BYTES_LIKE = (bytes, bytearray, memoryview)
+# roundtrip's messages for a head cut off by the end of the stream, and for a bad Content-Length
+_CLOSED_IN_HEAD = "server closed the connection inside the response head"
+_BAD_CONTENT_LENGTH = "malformed response head: invalid or conflicting Content-Length"
 
 
 class _AdapterRequest(roundtrip.Request):
@@ -49,12 +65,27 @@ class RequestsAdapter(BaseAdapter):
         session.mount("https://", RequestsAdapter())
 
     Args:
-        transport: the ``roundtrip.Transport`` to use, shared and never closed by this adapter.
+        transport: the ``roundtrip.Transport`` to use, shared and never closed by this adapter
+            (the pool arguments below may not be given with it).
             It is used as it is: its ``ssl_context`` and ``proxy`` options decide TLS and
             proxies, requests' ``proxies`` are ignored, a CA path in ``verify`` defers to that
             ``ssl_context``, and ``verify=False`` or a ``cert`` on an https request raises
             ``NotImplementedError``. ``None`` (the
             default): the adapter makes and owns its Transports, described below.
+        pool_connections, pool_maxsize, pool_block: ``HTTPAdapter``'s pool sizes. Each Transport
+            keeps ``pool_maxsize`` idle connections per host and ``pool_connections *
+            pool_maxsize`` in all; with ``pool_block`` it never opens more than
+            ``pool_maxsize`` per host (further requests wait, as urllib3's blocking pool does).
+        max_retries: an int or a ``urllib3.util.Retry``, kept as ``self.max_retries`` as
+            ``HTTPAdapter`` keeps it. ``Retry.increment`` decides as for urllib3: a failed
+            connect counts against ``connect``, a read timeout or a server that hung up
+            against ``read`` (for the methods ``Retry`` deems idempotent), a status in
+            ``status_forcelist`` against ``status`` (``RetryError`` once spent, if
+            ``raise_on_status``); ``Retry.sleep`` waits between tries. Only bodies that can
+            be sent again (none, or bytes) are retried.
+
+    The adapter pickles with its Session as ``HTTPAdapter`` does: its settings travel and its
+    Transports are made anew (one with a given ``transport`` refuses to pickle).
 
     Owned Transports have roundtrip's defaults except ``disable_compression=True`` (requests
     decodes ``Content-Encoding`` itself, through ``raw.read(decode_content=True)``) and a
@@ -94,9 +125,15 @@ class RequestsAdapter(BaseAdapter):
     connect phase limit
     ``ResponseHeaderTimeout``, a write or read phase limit,      ``ReadTimeout``
     ``DeadlineExceeded``
-    ``ProxyError``                                               ``ProxyError``
+    ``ProxyError``; ``ConnectError`` through an http(s) proxy    ``ProxyError`` ("Unable to
+                                                                 connect to proxy ...")
+    a proxy URL without a host (before anything is sent)         ``InvalidProxyURL``
     ``TLSError``                                                 ``SSLError``
     ``ConnectError``                                             ``ConnectionError``
+    ``ProtocolError``: head cut off by the end of the stream     ``ChunkedEncodingError`` (http.client
+                                                                 takes it as a whole head, then
+                                                                 the body is missing)
+    ``ProtocolError``: invalid or conflicting Content-Length     ``InvalidHeader``
     ``ServerDisconnected``, ``ProtocolError`` (response head),   ``ConnectionError``
     ``UnrewindableBody``, other errors
     ``InvalidRequest``: header name or value                     ``InvalidHeader``
@@ -110,12 +147,54 @@ class RequestsAdapter(BaseAdapter):
     ==========================================================  ==============================
     """
 
-    def __init__(self, transport: Optional[roundtrip.Transport] = None) -> None:
+    __attrs__ = ["max_retries", "config", "_pool_connections", "_pool_maxsize", "_pool_block"]
+
+    def __init__(
+        self,
+        transport: Optional[roundtrip.Transport] = None,
+        *,
+        pool_connections: int = DEFAULT_POOLSIZE,
+        pool_maxsize: int = DEFAULT_POOLSIZE,
+        max_retries: Any = DEFAULT_RETRIES,
+        pool_block: bool = DEFAULT_POOLBLOCK,
+    ) -> None:
         super().__init__()
+        # As HTTPAdapter keeps them (its users and subclasses read max_retries).
+        if max_retries == DEFAULT_RETRIES:
+            self.max_retries = Retry(0, read=False)
+        else:
+            self.max_retries = Retry.from_int(max_retries)
+        self.config: dict[str, Any] = {}
+        self._pool_connections = pool_connections
+        self._pool_maxsize = pool_maxsize
+        self._pool_block = pool_block
+        if transport is not None and (pool_connections, pool_maxsize, pool_block) != (DEFAULT_POOLSIZE, DEFAULT_POOLSIZE, DEFAULT_POOLBLOCK):
+            raise ValueError(
+                "RequestsAdapter(transport=...) uses that Transport's pool: pool_connections, pool_maxsize and "
+                "pool_block cannot change it (leave transport out to have one made)"
+            )
         self._given = transport
+        self._setup()
+
+    def _setup(self) -> None:
         self._transports: dict[Any, roundtrip.Transport] = {}
         self._lock = threading.Lock()
         self._watchdog = Watchdog()
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self._given is not None:
+            raise TypeError(
+                "cannot pickle a RequestsAdapter made with transport=...: a roundtrip.Transport holds "
+                "sockets and locks (leave transport out to have one made; it is made anew on unpickling)"
+            )
+        return {attr: getattr(self, attr, None) for attr in self.__attrs__}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # As HTTPAdapter does: the settings come back, the pools are made anew.
+        for attr, value in state.items():
+            setattr(self, attr, value)
+        self._given = None
+        self._setup()
 
     def send(
         self,
@@ -133,35 +212,88 @@ class RequestsAdapter(BaseAdapter):
         for a bad ``timeout``, ``OSError`` for a missing CA bundle or client certificate, and
         ``NotImplementedError`` for ``verify``/``cert`` with a given Transport.
         """
-        url = request.url.decode("utf-8") if isinstance(request.url, bytes) else request.url
+        url: str = request.url.decode("utf-8") if isinstance(request.url, bytes) else (request.url or "")
         transport = self._transport_for(url, verify, cert)
+        proxy = self._proxy_for(url, proxies)
+        self.add_headers(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
         limits = _limits(timeout)
-        timer = PhaseTimer(self._watchdog, limits) if limits is not None else None
-        outgoing = _AdapterRequest(
-            request.method or "GET",
-            url,
-            request.headers,
-            _request_body(request.body, timer),
-            context=timer.context if timer is not None else None,
-            trace=timer.trace if timer is not None else None,
-        )
-        outgoing.proxy_url = select_proxy(url, proxies) if proxies and self._given is None else None
-        try:
-            response = transport.round_trip(outgoing)
-        except roundtrip.Error as exc:
-            if timer is not None:
-                timer.stop()
-            mapped = _requests_error(exc, timer, request)
-            if mapped is None:
+        method = request.method or "GET"
+        body = _request_body(request.body)
+        headers = _headers(request.headers)
+        retries = self.max_retries
+        while True:
+            timer = PhaseTimer(self._watchdog, limits) if limits is not None else None
+            outgoing = _AdapterRequest(
+                method,
+                url,
+                headers,
+                _timed_body(body, timer),
+                context=timer.context if timer is not None else None,
+                trace=timer.trace if timer is not None else None,
+            )
+            outgoing.proxy_url = proxy  # type: ignore[attr-defined]
+            try:
+                response = transport.round_trip(outgoing)
+            except roundtrip.Error as exc:
+                if timer is not None:
+                    timer.stop()
+                mapped = _requests_error(exc, timer, request, proxy)
+                if mapped is None:
+                    raise
+                retry_as = _retry_reason(exc, timer)
+                if retry_as is not None and _replayable(body):
+                    try:
+                        retries = retries.increment(method, url, error=retry_as)
+                    except Exception:  # MaxRetryError, or the error itself when reads are not retried
+                        raise mapped from exc
+                    retries.sleep()
+                    continue
+                raise mapped from exc
+            except BaseException:
+                if timer is not None:
+                    timer.stop()
                 raise
-            raise mapped from exc
-        except BaseException:
             if timer is not None:
-                timer.stop()
-            raise
-        if timer is not None:
-            timer.pause()  # the body's clock runs only while something reads
-        return self._build_response(request, response, timer)
+                timer.pause()  # the body's clock runs only while something reads
+            raw = _urllib3_response(request, response, timer)
+            if (retries.status_forcelist or retries.total) and _replayable(body):
+                has_retry_after = "Retry-After" in response.headers
+                if retries.is_retry(method, response.status_code, has_retry_after):
+                    try:
+                        retries = retries.increment(method, url, response=raw)
+                    except MaxRetryError as exc:
+                        if retries.raise_on_status:
+                            raw.drain_conn()
+                            raise rexc.RetryError(exc, request=request) from None
+                    else:
+                        raw.drain_conn()
+                        retries.sleep(raw)
+                        continue
+            return self.build_response(request, raw)
+
+    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
+        """A ``requests.Response`` for the ``urllib3.HTTPResponse`` ``resp``, as
+        ``HTTPAdapter.build_response`` makes it (subclasses may extend it the same way)."""
+        result = requests.Response()
+        result.status_code = resp.status
+        result.headers = CaseInsensitiveDict(resp.headers)
+        result.encoding = get_encoding_from_headers(result.headers)
+        result.raw = resp
+        result.reason = resp.reason
+        result.url = req.url.decode("utf-8") if isinstance(req.url, bytes) else req.url  # type: ignore[assignment]
+        extract_cookies_to_jar(result.cookies, req, resp)
+        result.request = req
+        result.connection = self  # type: ignore[assignment]
+        return result
+
+    def add_headers(self, request: requests.PreparedRequest, **kwargs: Any) -> None:
+        """Does nothing; a hook for subclasses, called before each request as by ``HTTPAdapter``."""
+
+    def proxy_headers(self, proxy: str) -> dict[str, str]:
+        """The ``Proxy-Authorization`` header for the credentials in ``proxy``, as ``HTTPAdapter``
+        makes it (roundtrip sends it from the proxy URL's credentials)."""
+        username, password = get_auth_from_url(proxy)
+        return {"Proxy-Authorization": _basic_auth_str(username, password)} if username else {}
 
     def close(self) -> None:
         """Stop the timeout watchdog and close the Transports this adapter made."""
@@ -173,6 +305,18 @@ class RequestsAdapter(BaseAdapter):
             transport.close()
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _proxy_for(self, url: str, proxies: Optional[Mapping[str, str]]) -> Optional[str]:
+        """The proxy requests chose for ``url``, checked as ``HTTPAdapter`` checks it."""
+        if not proxies or self._given is not None:
+            return None
+        proxy = select_proxy(url, proxies)
+        if not proxy:
+            return None
+        proxy = prepend_scheme_if_needed(proxy, "http")
+        if not parse_url(proxy).host:
+            raise rexc.InvalidProxyURL("Please check proxy URL. It is malformed and could be missing the host.")
+        return proxy
 
     def _transport_for(self, url: str, verify: Any, cert: Any) -> roundtrip.Transport:
         https = url[:6].lower() == "https:"
@@ -199,37 +343,37 @@ class RequestsAdapter(BaseAdapter):
             with self._lock:
                 transport = self._transports.get(key)
                 if transport is None:
-                    transport = roundtrip.Transport(disable_compression=True, proxy=_chosen_proxy, ssl_context=context)
+                    transport = roundtrip.Transport(
+                        disable_compression=True,
+                        proxy=_chosen_proxy,
+                        ssl_context=context,
+                        # urllib3 keeps pool_maxsize connections per host, for pool_connections
+                        # hosts; with pool_block it never opens more than pool_maxsize per host.
+                        max_idle_conns_per_host=self._pool_maxsize,
+                        max_idle_conns=self._pool_connections * self._pool_maxsize,
+                        max_conns_per_host=self._pool_maxsize if self._pool_block else 0,
+                    )
                     self._transports[key] = transport
         return transport
 
-    def _build_response(self, request: requests.PreparedRequest, response: roundtrip.Response, timer: Optional[PhaseTimer]) -> requests.Response:
-        # As HTTPAdapter.build_response does, with a urllib3 response over roundtrip's as raw.
-        body = _RawBody(response, timer)
-        raw = HTTPResponse(
-            body=body,
-            headers=response.headers.items(),
-            status=response.status_code,
-            version=10 if response.http_version == "HTTP/1.0" else 11,
-            version_string=response.http_version,
-            reason=response.reason,
-            preload_content=False,
-            decode_content=False,
-            original_response=body,  # type: ignore[arg-type]
-            request_method=request.method,
-            request_url=request.url,
-        )
-        result = requests.Response()
-        result.status_code = response.status_code
-        result.headers = CaseInsensitiveDict(raw.headers)
-        result.encoding = get_encoding_from_headers(result.headers)
-        result.raw = raw
-        result.reason = response.reason
-        result.url = request.url.decode("utf-8") if isinstance(request.url, bytes) else request.url  # type: ignore[assignment]
-        extract_cookies_to_jar(result.cookies, request, raw)
-        result.request = request
-        result.connection = self  # type: ignore[attr-defined]
-        return result
+
+def _urllib3_response(request: requests.PreparedRequest, response: roundtrip.Response, timer: Optional[PhaseTimer]) -> HTTPResponse:
+    """A ``urllib3.HTTPResponse`` over the roundtrip response: what ``HTTPAdapter`` gives
+    ``build_response``."""
+    body = _RawBody(response, timer)
+    return HTTPResponse(
+        body=body,  # type: ignore[arg-type]
+        headers=response.headers.items(),  # type: ignore[arg-type]
+        status=response.status_code,
+        version=10 if response.http_version == "HTTP/1.0" else 11,
+        version_string=response.http_version,
+        reason=response.reason,
+        preload_content=False,
+        decode_content=False,
+        original_response=body,  # type: ignore[arg-type]
+        request_method=request.method,
+        request_url=request.url,
+    )
 
 
 class _RawBody:
@@ -246,7 +390,7 @@ class _RawBody:
         self._response = response
         self._timer = timer
         self._closed = False
-        self._msg: Optional[http.client.HTTPMessage] = None
+        self._msg: Any = None
 
     def read(self, amt: Optional[int] = None) -> bytes:
         if self._closed or amt == 0:
@@ -308,14 +452,29 @@ class _RawBody:
         return self._closed
 
     @property
-    def msg(self) -> http.client.HTTPMessage:
-        """The response header fields as ``http.client`` keeps them (for cookie extraction)."""
+    def msg(self) -> Any:
+        """The response header fields as ``http.client`` keeps them (for cookie extraction).
+        Without cookies, a light stand-in answers what ``http.cookiejar`` asks (``get_all``)."""
         if self._msg is None:
+            headers = self._response.headers
+            if "set-cookie" not in headers and "set-cookie2" not in headers:
+                self._msg = _NoCookies
+                return self._msg
             msg = http.client.HTTPMessage()
-            for name, value in self._response.headers.items():
+            for name, value in headers.items():
                 msg[name] = value  # Message.__setitem__ appends: repeated fields stay
             self._msg = msg
         return self._msg
+
+
+class _NoCookies:
+    """The ``msg`` of a response without ``Set-Cookie`` fields, as ``http.cookiejar`` reads it."""
+
+    @staticmethod
+    def get_all(name: str, failobj: Any = None) -> Any:
+        if name.lower() in ("set-cookie", "set-cookie2"):
+            return failobj
+        raise LookupError(f"only cookie fields are looked up here, not {name!r}")
 
 
 def _read_error(exc: roundtrip.Error, timer: Optional[PhaseTimer], response: roundtrip.Response) -> Exception:
@@ -329,6 +488,8 @@ def _read_error(exc: roundtrip.Error, timer: Optional[PhaseTimer], response: rou
 
 def _limits(timeout: Any) -> Optional[tuple[Any, Any, Any, Any]]:
     """``(pool, connect, write, read)`` seconds from requests' ``timeout``, or None for none."""
+    if timeout is None:
+        return None
     if isinstance(timeout, tuple):
         try:
             connect, read = timeout
@@ -351,20 +512,35 @@ def _limits(timeout: Any) -> Optional[tuple[Any, Any, Any, Any]]:
     return (connect, connect, connect, read)
 
 
-def _request_body(body: Any, timer: Optional[PhaseTimer]) -> Any:
-    if body is None:
-        return None
+def _headers(fields: Mapping[Any, Any]) -> roundtrip.Headers:
+    # requests allows str or bytes names and values; str (the usual) goes through untouched.
+    return roundtrip.Headers._from_list([
+        (name if type(name) is str else _text(name), value if type(value) is str else _text(value))
+        for name, value in fields.items()
+    ])
+
+
+def _request_body(body: Any) -> Any:
     if isinstance(body, str):
-        body = body.encode("utf-8")  # the encoding requests counted for Content-Length
-    timed = timer is not None and timer.limits[WRITE] is not None
-    if isinstance(body, _BYTES_LIKE):
-        if timed and len(body) > _SMALL_BODY:
-            return TimedFile(io.BytesIO(body), timer)  # type: ignore[arg-type]
+        return body.encode("utf-8")  # the encoding requests counted for Content-Length
+    if body is None or isinstance(body, _BYTES_LIKE) or hasattr(body, "read"):
         return body
+    return _encoded(body)
+
+
+def _timed_body(body: Any, timer: Optional[PhaseTimer]) -> Any:
+    """``body``, with each piece handed to roundtrip restarting the write clock."""
+    if body is None or timer is None or timer.limits[WRITE] is None:
+        return body
+    if isinstance(body, _BYTES_LIKE):
+        return TimedFile(io.BytesIO(body), timer) if len(body) > _SMALL_BODY else body
     if hasattr(body, "read"):
-        return TimedFile(body, timer) if timed else body  # type: ignore[arg-type]
-    chunks = _encoded(body)
-    return timed_chunks(chunks, timer) if timed else chunks  # type: ignore[arg-type]
+        return TimedFile(body, timer)
+    return timed_chunks(body, timer)
+
+
+def _replayable(body: Any) -> bool:
+    return body is None or isinstance(body, _BYTES_LIKE)
 
 
 def _encoded(chunks: Iterable[Any]) -> Iterator[Any]:
@@ -397,15 +573,52 @@ def _ssl_context(verify: Any, cert: Any) -> ssl.SSLContext:
     return context
 
 
-def _requests_error(exc: roundtrip.Error, timer: Optional[PhaseTimer], request: requests.PreparedRequest) -> Optional[Exception]:
-    """The requests exception for a roundtrip error (``None``: raise it as it is)."""
+def _retry_reason(exc: roundtrip.Error, timer: Optional[PhaseTimer]) -> Optional[Exception]:
+    """The urllib3 error ``Retry.increment`` counts for ``exc`` (connect or read), or None.
+    ``Retry`` decides with it as for urllib3: connect errors from the ``connect`` budget, read
+    errors from ``read`` and only for methods it deems idempotent."""
     phase = timeout_phase(exc, timer)
+    if phase in (POOL, CONNECT):
+        return ConnectTimeoutError(str(exc))
     if phase is not None:
-        cls: Any = rexc.ConnectTimeout if phase in (POOL, CONNECT) else rexc.ReadTimeout
-    elif isinstance(exc, roundtrip.ProxyError):
-        cls = rexc.ProxyError
+        return ReadTimeoutError(None, "", str(exc))  # type: ignore[arg-type]
+    if isinstance(exc, roundtrip.ConnectError):
+        return NewConnectionError(None, str(exc))  # type: ignore[arg-type]
+    if isinstance(exc, (roundtrip.ServerDisconnected, roundtrip.ProtocolError)):
+        return URLLib3ProtocolError(str(exc))
+    return None
+
+
+def _requests_error(exc: roundtrip.Error, timer: Optional[PhaseTimer], request: requests.PreparedRequest,
+                    proxy: Optional[str]) -> Optional[Exception]:
+    """The requests exception for a roundtrip error (``None``: raise it as it is). Its first
+    argument is an error whose message says what happened; ``exc`` is kept as the cause."""
+    phase = timeout_phase(exc, timer)
+    reason: Exception = exc
+    if phase is not None:
+        host = urlsplit(request.url or "").hostname  # type: ignore[arg-type]
+        if phase in (POOL, CONNECT):
+            cls: Any = rexc.ConnectTimeout
+            limit = f" (connect timeout={timer.limits[phase]})" if timer is not None and timer.limits[phase] is not None else ""
+            reason = _like(exc, f"Connection to {host} timed out.{limit}", _timeout_class(exc))
+        else:
+            cls = rexc.ReadTimeout
+            what = "waiting for the response" if phase == READ else "sending the request"
+            limit = f" (read timeout={timer.limits[phase]})" if timer is not None and timer.limits[phase] is not None else ""
+            reason = _like(exc, f"Read timed out{limit}: no answer from {host} while {what}", _timeout_class(exc))
     elif isinstance(exc, roundtrip.TLSError):
         cls = rexc.SSLError
+    elif isinstance(exc, roundtrip.ConnectError) and proxy is not None and not proxy.lower().startswith("socks"):
+        # urllib3 reports any failure to reach an http(s) proxy as a proxy error.
+        cls = rexc.ProxyError
+        reason = _like(exc, f"Unable to connect to proxy {_without_credentials(proxy)}: {exc}")
+    elif isinstance(exc, roundtrip.ProtocolError) and str(exc) == _CLOSED_IN_HEAD:
+        # http.client takes a head cut off by the end of the stream as a whole head, and the
+        # body that should follow is then missing: requests reports a broken body.
+        cls = rexc.ChunkedEncodingError
+        reason = _like(exc, f"Response ended prematurely: {exc}")
+    elif isinstance(exc, roundtrip.ProtocolError) and str(exc) == _BAD_CONTENT_LENGTH:
+        cls = rexc.InvalidHeader  # urllib3: Content-Length contained multiple unmatching values
     elif isinstance(exc, roundtrip.InvalidRequest):
         message = str(exc)
         if message.startswith(("invalid header field", "header field")):
@@ -420,4 +633,23 @@ def _requests_error(exc: roundtrip.Error, timer: Optional[PhaseTimer], request: 
         return RuntimeError(f"cannot send a request: {exc}")
     else:
         cls = rexc.ConnectionError
-    return cls(exc, request=request)
+    return cls(reason, request=request)
+
+
+def _like(exc: roundtrip.Error, message: str, cls: Any = None) -> roundtrip.Error:
+    """An error of ``exc``'s class (or ``cls``) with a clearer message and the same facts."""
+    error = (cls or type(exc))(message)
+    error.conn_reused, error.bytes_written = exc.conn_reused, exc.bytes_written
+    error.__cause__ = exc
+    return error
+
+
+def _timeout_class(exc: roundtrip.Error) -> Any:
+    # A phase limit surfaces from roundtrip as Cancelled (the watchdog cancelled the request);
+    # what the caller should see is a timeout.
+    return type(exc) if isinstance(exc, roundtrip.Timeout) else roundtrip.Timeout
+
+
+def _without_credentials(proxy: str) -> str:
+    parsed = parse_url(proxy)
+    return parsed._replace(auth=None).url

@@ -11,8 +11,8 @@ trip, body included, so neither can say this. The adapters therefore give each r
   (``get_conn`` -> pool, ``dns_start``/``connect_start`` -> connect, ``got_conn`` -> write,
   ``wrote_request`` -> read), and every chunk that moves (a body chunk handed to the transport,
   a response chunk received) restarts the current phase's clock;
-- one ``Watchdog`` thread per adapter sleeps until the earliest running clock runs out and then
-  cancels that request's ``Context``. roundtrip aborts within 100 ms with ``Cancelled`` (the
+- one ``Watchdog`` thread per adapter looks at the running clocks every 20 ms and cancels the
+  ``Context`` of a request whose clock has run out. roundtrip aborts within 100 ms with ``Cancelled`` (the
   connection is closed, never pooled), and the adapter reports the timeout of the phase the
   timer was in when it fired.
 
@@ -38,115 +38,95 @@ _monotonic = time.monotonic
 
 
 class Watchdog:
-    """One thread that cancels the Context of every ``PhaseTimer`` whose clock runs out."""
+    """One thread that cancels the Context of every watched ``PhaseTimer`` whose clock has run out.
 
-    LINGER = 5.0  # seconds the thread waits with nothing to watch before it ends
+    Requests never wait for it: watching a timer is one ``set.add`` (the thread is started
+    on the first one), and moving a timer's deadline is one attribute write. The thread looks
+    at the deadlines every ``TICK`` seconds, so a timeout fires up to one tick late.
+    """
+
+    TICK = 0.02  # seconds between looks
+    LINGER = 5.0  # seconds the thread stays with nothing to watch before it ends
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()  # guards starting and ending the thread
         self._timers: set[PhaseTimer] = set()
         self._thread: Optional[threading.Thread] = None
-        self._wake_at = _INFINITY  # when the thread will look again (read under the lock)
-        self._closed = False
+        self._stop = threading.Event()
 
     def watch(self, timer: "PhaseTimer") -> None:
-        """Start watching ``timer`` (again); wake the thread if its deadline comes first."""
-        with self._cond:
-            if self._closed:
-                return  # close() is running: the request goes unwatched
-            self._timers.add(timer)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="roundtrip-adapter-timeouts", daemon=True)
-                self._thread.start()
-            elif timer.deadline is not None and timer.deadline < self._wake_at:
-                self._cond.notify()
+        """Start watching ``timer`` (set.add is atomic under the GIL)."""
+        self._timers.add(timer)
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None and not self._stop.is_set():
+                    self._thread = threading.Thread(target=self._run, name="roundtrip-adapter-timeouts", daemon=True)
+                    self._thread.start()
 
     def forget(self, timer: "PhaseTimer") -> None:
-        with self._cond:
-            self._timers.discard(timer)
+        self._timers.discard(timer)
 
     def close(self) -> None:
         """Stop the thread now and forget every timer; a later ``watch`` starts it again."""
-        with self._cond:
-            self._closed = True
-            self._timers.clear()
+        with self._lock:
             thread = self._thread
-            self._cond.notify()
+            self._stop.set()
         if thread is not None and thread is not threading.current_thread():
             thread.join()
-        with self._cond:
-            self._closed = False
+        with self._lock:
+            self._timers.clear()
+            self._thread = None
+            self._stop.clear()
 
     def _run(self) -> None:
-        cond = self._cond
         idle_since: Optional[float] = None
-        cond.acquire()
-        try:
-            while not self._closed:
-                now = _monotonic()
-                expired = []
-                earliest = _INFINITY
-                for timer in self._timers:
-                    deadline = timer.deadline
-                    if deadline is None:
-                        continue
-                    if deadline <= now:
-                        expired.append(timer)
-                    elif deadline < earliest:
-                        earliest = deadline
-                if expired:
-                    for timer in expired:
-                        self._timers.discard(timer)
-                        timer.fired = timer.phase
-                        timer.deadline = None
-                    cond.release()
-                    try:
-                        for timer in expired:
-                            timer.context.cancel()
-                    finally:
-                        cond.acquire()
-                    continue
-                if not self._timers:
-                    if idle_since is None:
-                        idle_since = now
-                    elif now - idle_since >= self.LINGER:
-                        break
-                    self._wake_at = idle_since + self.LINGER
-                else:
-                    idle_since = None
-                    self._wake_at = earliest
-                cond.wait(max(self._wake_at - now, 0.0) if self._wake_at < _INFINITY else None)
-        finally:
-            self._thread = None
-            self._wake_at = _INFINITY
-            cond.release()
+        while not self._stop.wait(self.TICK):
+            now = _monotonic()
+            timers = list(self._timers)  # one C-level copy: safe while requests add and remove
+            if not timers:
+                if idle_since is None:
+                    idle_since = now
+                elif now - idle_since >= self.LINGER:
+                    with self._lock:
+                        if not self._timers:
+                            self._thread = None
+                            return
+                continue
+            idle_since = None
+            for timer in timers:
+                deadline = timer.deadline
+                if deadline is not None and deadline <= now:
+                    self._timers.discard(timer)
+                    timer.fire()
 
 
-class PhaseTimer:
+class PhaseTimer(roundtrip.Trace):
     """Which phase one request is in, and by when that phase must make progress.
 
-    ``limits`` holds seconds (or ``None`` for no limit) for the pool, connect, write and read
-    phases. ``fired`` is the phase whose limit ran out, once the watchdog has cancelled.
+    It is the request's ``Trace`` too: its hooks move it from phase to phase. ``limits`` holds
+    seconds (or ``None`` for no limit) for the pool, connect, write and read phases.
+    ``fired`` is the phase whose limit ran out, once the watchdog has cancelled.
     """
 
-    __slots__ = ("context", "trace", "limits", "phase", "deadline", "fired", "_watchdog")
+    __slots__ = ("context", "limits", "phase", "deadline", "fired", "_watchdog", "_watched")
+
+    # Hooks this timer does not need (class attributes shadow the Trace slots).
+    put_idle_conn = dns_done = connect_done = tls_handshake_start = tls_handshake_done = None
+    wait_100_continue = got_100_continue = got_1xx_response = retried = None
 
     def __init__(self, watchdog: Watchdog, limits: tuple[Optional[float], Optional[float], Optional[float], Optional[float]]) -> None:
+        # Trace.__init__ is not called: the hooks are this class's methods and attributes.
         self.context = roundtrip.Context()
         self.limits = limits
         self.phase = POOL
         self.deadline: Optional[float] = None
         self.fired: Optional[int] = None
         self._watchdog = watchdog
-        self.trace = roundtrip.Trace(
-            get_conn=self._on_get_conn,
-            dns_start=self._on_dial,
-            connect_start=self._on_dial,
-            got_conn=self._on_got_conn,
-            wrote_headers=self._on_progress,
-            wrote_request=self._on_wrote_request,
-            got_first_response_byte=self._on_progress,
-        )
+        self._watched = False
+
+    @property
+    def trace(self) -> "PhaseTimer":
+        return self
 
     def enter(self, phase: int) -> None:
         """Start ``phase`` with a fresh clock."""
@@ -158,17 +138,15 @@ class PhaseTimer:
             self.deadline = None
             return
         self.deadline = _monotonic() + limit
-        self._watchdog.watch(self)
+        if not self._watched:
+            self._watched = True
+            self._watchdog.watch(self)
 
     def progress(self) -> None:
         """Something moved: restart the current phase's clock."""
-        limit = self.limits[self.phase]
-        if limit is None:
-            return
         if self.deadline is not None:
-            # The deadline only moves later, so the watchdog needs no wake-up.
-            self.deadline = _monotonic() + limit
-        else:
+            self.deadline = _monotonic() + self.limits[self.phase]  # type: ignore[operator]
+        elif self.limits[self.phase] is not None:
             self.enter(self.phase)
 
     def pause(self) -> None:
@@ -179,24 +157,37 @@ class PhaseTimer:
     def stop(self) -> None:
         """The request is over: stop watching it."""
         self.deadline = None
-        self._watchdog.forget(self)
+        if self._watched:
+            self._watched = False
+            self._watchdog.forget(self)
+
+    def fire(self) -> None:
+        """The clock ran out (called by the watchdog thread): cancel the request."""
+        self.fired = self.phase
+        self.deadline = None
+        self._watched = False
+        self.context.cancel()
 
     # Trace hooks (they run on the calling thread).
 
-    def _on_get_conn(self, key: str) -> None:
+    def get_conn(self, key: str) -> None:  # type: ignore[override]
         self.enter(POOL)
 
-    def _on_dial(self, *args: Any) -> None:
+    def dns_start(self, *args: Any) -> None:  # type: ignore[override]
         if self.phase == POOL:
             self.enter(CONNECT)
 
-    def _on_got_conn(self, info: Any) -> None:
+    connect_start = dns_start  # type: ignore[assignment]
+
+    def got_conn(self, info: Any) -> None:  # type: ignore[override]
         self.enter(WRITE)
 
-    def _on_progress(self) -> None:
+    def wrote_headers(self) -> None:  # type: ignore[override]
         self.progress()
 
-    def _on_wrote_request(self, error: Optional[BaseException]) -> None:
+    got_first_response_byte = wrote_headers  # type: ignore[assignment]
+
+    def wrote_request(self, error: Optional[BaseException]) -> None:  # type: ignore[override]
         self.enter(READ)
 
 
