@@ -161,6 +161,21 @@ def _body_length(method: str, status_code: int, fields: list[tuple[str, str]]) -
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 
+def _client_after_request(method: str) -> Any:
+    """An h11 client that has sent a request: h11 needs the request it is answering, and only
+    the method matters for the response. A 101 reply is final for us, so every request offers
+    an upgrade for h11's sake."""
+    client = h11.Connection(h11.CLIENT, max_incomplete_event_size=sys.maxsize)
+    client.send(h11.Request(method=method, target="/", headers=[("Host", "h"), ("Connection", "upgrade"), ("Upgrade", "h")]))
+    client.send(h11.EndOfMessage())
+    return client
+
+
+# Bytes h11 refuses anywhere in a field line (RFC 9112 §5: no CR, LF or NUL; nor VT, FF).
+_BAD_IN_LINE = re.compile(rb"[\x00\r\n\x0b\x0c]")
+_STATUS_CODE = re.compile(rb"^(HTTP/[0-9]\.[0-9] )[0-9]{3}")
+
+
 def _content_length_to_blame(received: bytes, method: str) -> bool:
     """Whether a head h11 refused is refused for a Content-Length field (RFC 9110 §8.6: every
     comma-separated part the same 1-20 digits, every such field the same length), its other
@@ -184,6 +199,8 @@ def _content_length_to_blame(received: bytes, method: str) -> bool:
     for line in lines:
         name, colon, value = line.partition(b":")
         name = name.lower()
+        if colon and name in (b"content-length", b"transfer-encoding") and _BAD_IN_LINE.search(value):
+            return False  # a malformed line, whatever its field
         if colon and name == b"content-length":
             parts = {part.strip(b" \t") for part in value.strip(b" \t").split(b",")}
             digits = parts.pop() if len(parts) == 1 else b""
@@ -200,9 +217,9 @@ def _content_length_to_blame(received: bytes, method: str) -> bool:
             kept.append(line)
     if first_fault != "content-length":
         return False
-    probe = h11.Connection(h11.CLIENT)
-    probe.send(h11.Request(method=method, target="/", headers=[("Host", "probe")]))
-    probe.send(h11.EndOfMessage())
+    # The status code's range is checked after the fields: any three digits parse here.
+    kept[0] = _STATUS_CODE.sub(rb"\g<1>200", kept[0], count=1)
+    probe = _client_after_request(method)
     probe.receive_data(b"\r\n".join(kept) + b"\r\n\r\n")
     try:
         return probe.next_event() is not h11.NEED_DATA
@@ -228,20 +245,10 @@ class ResponseParser:
         self._head_budget = max_head_bytes
         # The same bound also stops an endless chunk-size line or trailer section.
         self._limit = max_head_bytes
-        # h11 needs the request it is answering; only the method matters for the response.
-        # A 101 reply is final for us, so every request offers an upgrade for h11's sake.
         # h11 is given neither a size limit nor the end of the stream: both are checked here,
         # where h11 asks for more data, so that every error h11 raises is a malformed message
         # and the class never depends on the text of h11's message (which quotes the peer).
-        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=sys.maxsize)
-        self._h11.send(
-            h11.Request(
-                method=method,
-                target="/",
-                headers=[("Host", "h"), ("Connection", "upgrade"), ("Upgrade", "h")],
-            )
-        )
-        self._h11.send(h11.EndOfMessage())
+        self._h11 = _client_after_request(method)
         self._in_head = True
         self._chunked = False
         self._done = False
