@@ -18,7 +18,7 @@ import roundtrip
 from roundtrip import _speedups, _speedups_py
 from roundtrip._speedups import env_flag
 
-from servers import Nginx, ScriptedServer
+from servers import Nginx, ScriptedServer, full_accept_queue
 
 try:
     from roundtrip import _speedups_c
@@ -177,6 +177,13 @@ class CountingDial:
 @pytest.fixture
 def counting_dial() -> CountingDial:
     return CountingDial()
+
+
+@pytest.fixture
+def unreachable() -> Iterator[tuple[str, int]]:
+    """``(host, port)`` whose TCP connect hangs (a listener with a full accept queue)."""
+    with full_accept_queue() as address:
+        yield address
 
 
 @pytest.fixture(scope="session")

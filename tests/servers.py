@@ -4,14 +4,18 @@ real nginx. Every blocking call has a deadline, and every server stops by itself
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Optional
+
+import pytest
 
 IO_TIMEOUT = 10.0  # no scripted step waits longer than this
 
@@ -266,6 +270,38 @@ def bad_chunk(conn: ScriptedConnection) -> None:
     conn.read_request()
     conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n")
     conn.wait_closed()
+
+
+def silent(conn: ScriptedConnection) -> None:
+    """Never answers; returns when the client gives up and closes."""
+    conn.read_request()
+    conn.wait_closed()
+
+
+@contextmanager
+def full_accept_queue() -> Iterator[tuple[str, int]]:
+    """An address whose TCP connect hangs: a listener with backlog 0 whose accept queue is
+    full (Linux then drops further SYNs, so the client keeps retrying). Skips the test where
+    the kernel completes such connects anyway."""
+    listener = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        for _ in range(64):
+            sock = socket.socket()
+            fillers.append(sock)
+            sock.setblocking(False)
+            sock.connect_ex(listener.getsockname())
+            _, writable, _ = select.select([], [sock], [], 0.2)
+            if not writable:  # this one hangs: the queue is full
+                yield listener.getsockname()
+                return
+        pytest.skip("the kernel completes every connect to a listener with a full accept queue")
+    finally:
+        for sock in fillers:
+            sock.close()
+        listener.close()
 
 
 # -- nginx --------------------------------------------------------------------------------------
