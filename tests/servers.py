@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import os
 import select
-import shutil
-import signal
 import socket
-import subprocess
 import threading
 import time
 from contextlib import contextmanager
@@ -16,6 +13,8 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 import pytest
+
+from roundtrip._bench.servers import BODIES, NginxServer
 
 IO_TIMEOUT = 10.0  # no scripted step waits longer than this
 
@@ -306,101 +305,25 @@ def full_accept_queue() -> Iterator[tuple[str, int]]:
 
 # -- nginx --------------------------------------------------------------------------------------
 
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-master_process on;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    log_format probe '$connection $connection_requests $request_method $request_uri $status $request_length';
-    access_log {prefix}/access.log probe;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    keepalive_requests 1000000;
-    keepalive_timeout 75s;
-    default_type application/octet-stream;
-    server {{
-        listen 127.0.0.1:{port};
-        root {prefix}/www;
-        location = /post {{ client_max_body_size 64m; return 200 "posted\\n"; }}
-        location = /echo-headers {{ return 200 "$http_user_agent|$http_accept_encoding\\n"; }}
-        location /gz/ {{ gzip on; gzip_min_length 1; gzip_types *; }}
-        location = /notfound {{ return 404; }}
-    }}
-}}
-"""
 
+class Nginx(NginxServer):
+    """The benchmark's nginx (one config writer, one wait for it to listen), with what the tests
+    read on top: an access log naming each request's connection, a 1 MiB file of random bytes
+    (a misplaced piece of a repeating pattern could go unnoticed), gzip under /gz/, a header echo
+    and a bare 404. It runs in ``prefix``, which the caller removes."""
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Nginx:
-    """A real nginx on a free 127.0.0.1 port with a private prefix, stopped by its PID."""
+    post_reply = b"posted\n"
+    log_requests = True
+    locations = """\
+        location = /echo-headers { return 200 "$http_user_agent|$http_accept_encoding\\n"; }
+        location /gz/ { gzip on; gzip_min_length 1; gzip_types *; }
+        location = /notfound { return 404; }"""
 
     def __init__(self, prefix: Path) -> None:
-        binary = shutil.which("nginx") or "/usr/sbin/nginx"
-        if not os.path.exists(binary):
-            raise FileNotFoundError("nginx is not installed")
-        self.prefix = prefix
-        self.port = free_port()
-        www = prefix / "www"
-        (www / "gz").mkdir(parents=True)
-        for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            (prefix / name).mkdir()
-        self.files = {
-            "small": b"Hello, World!",
-            "64k": bytes(range(256)) * 256,
-            "1m": os.urandom(1 << 20),
+        self.bodies = {
+            **BODIES,
+            "/1m": os.urandom(1 << 20),
+            "/gz/text": b"compress me please " * 2000,
         }
-        for name, data in self.files.items():
-            (www / name).write_bytes(data)
-        (www / "gz" / "text").write_bytes(b"compress me please " * 2000)
-        (prefix / "nginx.conf").write_text(NGINX_CONF.format(prefix=prefix, port=self.port))
-        user = "" if os.geteuid() != 0 else "user root;\n"
-        if user:
-            conf = prefix / "nginx.conf"
-            conf.write_text(user + conf.read_text())
-        self._stderr = open(prefix / "stderr.log", "wb")
-        self.process = subprocess.Popen(
-            [binary, "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
-            stdout=subprocess.DEVNULL,
-            stderr=self._stderr,
-        )
-        deadline = time.monotonic() + IO_TIMEOUT
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError("nginx did not start: " + (prefix / "stderr.log").read_text())
-                time.sleep(0.02)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def access_log(self) -> list[list[str]]:
-        """Access log lines split into ``connection requests method uri status length``."""
-        path = self.prefix / "access.log"
-        if not path.exists():
-            return []
-        return [line.split() for line in path.read_text().splitlines()]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGQUIT)
-            try:
-                self.process.wait(IO_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._stderr.close()
+        super().__init__(prefix=prefix)
+        self.files = {path.lstrip("/"): data for path, data in self.bodies.items()}
