@@ -7,7 +7,6 @@ Every test runs against both implementations: the autouse ``impl`` fixture (ids 
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from typing import Any, Callable, Iterator
@@ -18,6 +17,7 @@ import roundtrip
 from roundtrip import _speedups, _speedups_py
 from roundtrip._speedups import env_flag
 
+from helpers import RecordingDial
 from servers import Nginx, ScriptedServer, full_accept_queue
 
 try:
@@ -159,24 +159,10 @@ def server() -> Iterator[Callable[..., ScriptedServer]]:
         srv.close()
 
 
-class CountingDial:
-    """A ``dial`` option that counts its calls (to prove nothing was dialed)."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, int]] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, host: str, port: int, timeout: Any) -> socket.socket:
-        with self.lock:
-            self.calls.append((host, port))
-        sock = socket.create_connection((host, port), timeout=timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
-
-
 @pytest.fixture
-def counting_dial() -> CountingDial:
-    return CountingDial()
+def counting_dial() -> RecordingDial:
+    """A ``dial`` option that records its calls and connects where it is asked to."""
+    return RecordingDial()
 
 
 @pytest.fixture

@@ -1,10 +1,12 @@
-"""Small things many test files do: send one request and read it, and wait (boundedly) for a
-condition another thread brings about."""
+"""Small things many test files do: send one request and read it, dial through a recording
+``dial`` option, and wait (boundedly) for a condition another thread brings about."""
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import roundtrip
 
@@ -31,6 +33,25 @@ def status_and_body(transport: roundtrip.Transport, url: str, method: str = "GET
     """``(status code, body)`` of one request, to compare with one ``==``."""
     resp, body = fetch(transport, url, method, **kwargs)
     return resp.status_code, body
+
+
+class RecordingDial:
+    """A ``dial`` option that records each ``(host, port)`` it is asked for (to prove what was,
+    or that nothing was, dialed) and connects there, or to ``to_port`` on 127.0.0.1 when given
+    (so that any name reaches a local server)."""
+
+    def __init__(self, to_port: Optional[int] = None) -> None:
+        self.to_port = to_port
+        self.calls: list[tuple[str, int]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, host: str, port: int, timeout: Any) -> socket.socket:
+        with self.lock:
+            self.calls.append((host, port))
+        address = (host, port) if self.to_port is None else ("127.0.0.1", self.to_port)
+        sock = socket.create_connection(address, timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
 
 
 def wait_until(predicate: Callable[[], bool], what: str, timeout: float = WAIT) -> None:

@@ -3,14 +3,13 @@ the wire; and the ``Host`` header overriding the URL's host."""
 
 from __future__ import annotations
 
-import socket
 
 import pytest
 
 import roundtrip
 from roundtrip import Headers
 
-from helpers import fetch
+from helpers import RecordingDial, fetch
 from servers import keep_alive_handler
 
 
@@ -169,12 +168,10 @@ def test_host_header_overrides_the_host_on_the_wire(transport, server):
 def test_default_port_is_not_added_to_the_host_header(make_transport, server):
     srv = server(keep_alive_handler())
 
-    def dial(host, port, timeout):
-        assert (host, port) == ("example.com", 80)
-        return socket.create_connection(("127.0.0.1", srv.port), timeout=timeout)
-
+    dial = RecordingDial(srv.port)
     t = make_transport(dial=dial)
     fetch(t, "http://example.com/x")
+    assert dial.calls == [("example.com", 80)]
     assert srv.received[0].header("Host") == "example.com"
 
 

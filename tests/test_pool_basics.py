@@ -10,7 +10,7 @@ import pytest
 
 import roundtrip
 
-from helpers import fetch_body
+from helpers import RecordingDial, fetch_body
 from servers import keep_alive_handler, respond
 
 WAIT = 5.0
@@ -213,10 +213,7 @@ def test_pool_stats_key_is_scheme_host_and_explicit_port(transport, server):
 def test_pool_stats_key_lowercases_the_host_and_adds_the_default_port(make_transport, server):
     srv = server(keep_alive_handler())
 
-    def dial(host, port, timeout):
-        return socket.create_connection(("127.0.0.1", srv.port), timeout=timeout)
-
-    t = make_transport(dial=dial)
+    t = make_transport(dial=RecordingDial(srv.port))
     fetch_body(t, "http://Example.COM/a")
     fetch_body(t, "http://example.com:80/b")
     assert set(t.pool_stats()) == {"http://example.com:80", "total"}

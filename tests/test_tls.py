@@ -12,7 +12,7 @@ import pytest
 
 import roundtrip
 
-from helpers import status_and_body
+from helpers import RecordingDial, status_and_body
 from servers import keep_alive_handler, respond
 
 trustme = pytest.importorskip("trustme")
@@ -80,17 +80,6 @@ def https_server(server, tls):
     return start
 
 
-def redirect_dial(srv, seen=None):
-    """A dial that connects every name to the scripted server."""
-
-    def dial(host, port, timeout):
-        if seen is not None:
-            seen.append((host, port))
-        return socket.create_connection(("127.0.0.1", srv.port), timeout=timeout)
-
-    return dial
-
-
 def test_https_get_with_the_ca_in_ssl_context(make_transport, https_server, client_ctx):
     srv = https_server()
     t = make_transport(ssl_context=client_ctx)
@@ -112,7 +101,7 @@ def test_verification_is_on_by_default(transport, https_server, tls):
 
 def test_wrong_hostname_is_refused(make_transport, https_server, client_ctx, tls):
     srv = https_server()
-    t = make_transport(ssl_context=client_ctx, dial=redirect_dial(srv))
+    t = make_transport(ssl_context=client_ctx, dial=RecordingDial(srv.port))
     with pytest.raises(roundtrip.TLSError):
         status_and_body(t, f"https://wrong.test:{srv.port}/")
     assert tls.failed.wait(WAIT)
@@ -121,25 +110,25 @@ def test_wrong_hostname_is_refused(make_transport, https_server, client_ctx, tls
 
 def test_certificate_names_are_accepted(make_transport, https_server, client_ctx):
     srv = https_server()
-    t = make_transport(ssl_context=client_ctx, dial=redirect_dial(srv))
+    t = make_transport(ssl_context=client_ctx, dial=RecordingDial(srv.port))
     for name in ("example.test", "EXAMPLE.test", "localhost"):
         assert status_and_body(t, f"https://{name}:{srv.port}/") == (200, b"secure")
 
 
 def test_sni_carries_the_url_host(make_transport, https_server, client_ctx, tls):
     srv = https_server()
-    seen: list = []
-    t = make_transport(ssl_context=client_ctx, dial=redirect_dial(srv, seen))
+    dial = RecordingDial(srv.port)
+    t = make_transport(ssl_context=client_ctx, dial=dial)
     assert status_and_body(t, "https://example.test/") == (200, b"secure")
     assert tls.sni == ["example.test"]
-    assert seen == [("example.test", 443)]
+    assert dial.calls == [("example.test", 443)]
     assert srv.received[0].header("Host") == "example.test"
     assert set(t.pool_stats()) == {"https://example.test:443", "total"}
 
 
 def test_sni_is_not_changed_by_a_host_header(make_transport, https_server, client_ctx, tls):
     srv = https_server()
-    t = make_transport(ssl_context=client_ctx, dial=redirect_dial(srv))
+    t = make_transport(ssl_context=client_ctx, dial=RecordingDial(srv.port))
     status_and_body(t, f"https://example.test:{srv.port}/", headers={"Host": "virtual.example"})
     assert tls.sni == ["example.test"]
     assert srv.received[0].header("Host") == "virtual.example"
