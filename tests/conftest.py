@@ -7,7 +7,6 @@ Every test runs against both implementations: the autouse ``impl`` fixture (ids 
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from typing import Any, Callable, Iterator
@@ -18,7 +17,8 @@ import roundtrip
 from roundtrip import _speedups, _speedups_py
 from roundtrip._speedups import env_flag
 
-from servers import Nginx, ScriptedServer
+from helpers import RecordingDial
+from servers import Nginx, ScriptedServer, full_accept_queue
 
 try:
     from roundtrip import _speedups_c
@@ -159,24 +159,17 @@ def server() -> Iterator[Callable[..., ScriptedServer]]:
         srv.close()
 
 
-class CountingDial:
-    """A ``dial`` option that counts its calls (to prove nothing was dialed)."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, int]] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, host: str, port: int, timeout: Any) -> socket.socket:
-        with self.lock:
-            self.calls.append((host, port))
-        sock = socket.create_connection((host, port), timeout=timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
+@pytest.fixture
+def counting_dial() -> RecordingDial:
+    """A ``dial`` option that records its calls and connects where it is asked to."""
+    return RecordingDial()
 
 
 @pytest.fixture
-def counting_dial() -> CountingDial:
-    return CountingDial()
+def unreachable() -> Iterator[tuple[str, int]]:
+    """``(host, port)`` whose TCP connect hangs (a listener with a full accept queue)."""
+    with full_accept_queue() as address:
+        yield address
 
 
 @pytest.fixture(scope="session")

@@ -19,8 +19,9 @@ from typing import Any, Callable, Iterator, Optional
 
 import pytest
 
+from roundtrip._bench.servers import free_port, wait_listening
 from roundtrip._speedups import env_flag
-from servers import IO_TIMEOUT, ScriptedConnection, free_port, respond
+from servers import IO_TIMEOUT, ScriptedConnection, respond
 
 try:
     import trustme
@@ -31,17 +32,12 @@ IN_CI = env_flag("CI")
 
 
 def _wait_for_port(port: int, process: subprocess.Popen, name: str, log: Path) -> None:
-    deadline = time.monotonic() + IO_TIMEOUT
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                _stop(process)
-                text = log.read_text(errors="replace") if log.exists() else ""
-                raise RuntimeError(f"{name} did not start: {text}")
-            time.sleep(0.02)
+    try:
+        wait_listening(port, lambda: process.poll() is None, name)
+    except RuntimeError as exc:
+        _stop(process)
+        text = log.read_text(errors="replace") if log.exists() else ""
+        raise RuntimeError(f"{exc}: {text}") from None
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -4,14 +4,17 @@ real nginx. Every blocking call has a deadline, and every server stops by itself
 from __future__ import annotations
 
 import os
-import shutil
-import signal
+import select
 import socket
-import subprocess
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Optional
+
+import pytest
+
+from roundtrip._bench.servers import BODIES, NginxServer
 
 IO_TIMEOUT = 10.0  # no scripted step waits longer than this
 
@@ -268,103 +271,59 @@ def bad_chunk(conn: ScriptedConnection) -> None:
     conn.wait_closed()
 
 
+def silent(conn: ScriptedConnection) -> None:
+    """Never answers; returns when the client gives up and closes."""
+    conn.read_request()
+    conn.wait_closed()
+
+
+@contextmanager
+def full_accept_queue() -> Iterator[tuple[str, int]]:
+    """An address whose TCP connect hangs: a listener with backlog 0 whose accept queue is
+    full (Linux then drops further SYNs, so the client keeps retrying). Skips the test where
+    the kernel completes such connects anyway."""
+    listener = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        for _ in range(64):
+            sock = socket.socket()
+            fillers.append(sock)
+            sock.setblocking(False)
+            sock.connect_ex(listener.getsockname())
+            _, writable, _ = select.select([], [sock], [], 0.2)
+            if not writable:  # this one hangs: the queue is full
+                yield listener.getsockname()
+                return
+        pytest.skip("the kernel completes every connect to a listener with a full accept queue")
+    finally:
+        for sock in fillers:
+            sock.close()
+        listener.close()
+
+
 # -- nginx --------------------------------------------------------------------------------------
 
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-master_process on;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    log_format probe '$connection $connection_requests $request_method $request_uri $status $request_length';
-    access_log {prefix}/access.log probe;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    keepalive_requests 1000000;
-    keepalive_timeout 75s;
-    default_type application/octet-stream;
-    server {{
-        listen 127.0.0.1:{port};
-        root {prefix}/www;
-        location = /post {{ client_max_body_size 64m; return 200 "posted\\n"; }}
-        location = /echo-headers {{ return 200 "$http_user_agent|$http_accept_encoding\\n"; }}
-        location /gz/ {{ gzip on; gzip_min_length 1; gzip_types *; }}
-        location = /notfound {{ return 404; }}
-    }}
-}}
-"""
 
+class Nginx(NginxServer):
+    """The benchmark's nginx (one config writer, one wait for it to listen), with what the tests
+    read on top: an access log naming each request's connection, a 1 MiB file of random bytes
+    (a misplaced piece of a repeating pattern could go unnoticed), gzip under /gz/, a header echo
+    and a bare 404. It runs in ``prefix``, which the caller removes."""
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Nginx:
-    """A real nginx on a free 127.0.0.1 port with a private prefix, stopped by its PID."""
+    post_reply = b"posted\n"
+    log_requests = True
+    locations = """\
+        location = /echo-headers { return 200 "$http_user_agent|$http_accept_encoding\\n"; }
+        location /gz/ { gzip on; gzip_min_length 1; gzip_types *; }
+        location = /notfound { return 404; }"""
 
     def __init__(self, prefix: Path) -> None:
-        binary = shutil.which("nginx") or "/usr/sbin/nginx"
-        if not os.path.exists(binary):
-            raise FileNotFoundError("nginx is not installed")
-        self.prefix = prefix
-        self.port = free_port()
-        www = prefix / "www"
-        (www / "gz").mkdir(parents=True)
-        for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            (prefix / name).mkdir()
-        self.files = {
-            "small": b"Hello, World!",
-            "64k": bytes(range(256)) * 256,
-            "1m": os.urandom(1 << 20),
+        self.bodies = {
+            **BODIES,
+            "/1m": os.urandom(1 << 20),
+            "/gz/text": b"compress me please " * 2000,
         }
-        for name, data in self.files.items():
-            (www / name).write_bytes(data)
-        (www / "gz" / "text").write_bytes(b"compress me please " * 2000)
-        (prefix / "nginx.conf").write_text(NGINX_CONF.format(prefix=prefix, port=self.port))
-        user = "" if os.geteuid() != 0 else "user root;\n"
-        if user:
-            conf = prefix / "nginx.conf"
-            conf.write_text(user + conf.read_text())
-        self._stderr = open(prefix / "stderr.log", "wb")
-        self.process = subprocess.Popen(
-            [binary, "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
-            stdout=subprocess.DEVNULL,
-            stderr=self._stderr,
-        )
-        deadline = time.monotonic() + IO_TIMEOUT
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError("nginx did not start: " + (prefix / "stderr.log").read_text())
-                time.sleep(0.02)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def access_log(self) -> list[list[str]]:
-        """Access log lines split into ``connection requests method uri status length``."""
-        path = self.prefix / "access.log"
-        if not path.exists():
-            return []
-        return [line.split() for line in path.read_text().splitlines()]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGQUIT)
-            try:
-                self.process.wait(IO_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._stderr.close()
+        super().__init__(prefix=prefix)
+        self.files = {path.lstrip("/"): data for path, data in self.bodies.items()}

@@ -12,7 +12,6 @@ bounds here only catch hangs.
 
 from __future__ import annotations
 
-import select
 import socket
 import threading
 import time
@@ -23,6 +22,7 @@ import pytest
 import roundtrip
 from roundtrip import Cancelled, Context, Request, Trace
 
+from helpers import wait_until
 from servers import ScriptedConnection, keep_alive_handler, respond
 
 HANG = 2.0  # a cancelled round trip returning later than this is a hang, not slowness
@@ -129,13 +129,6 @@ def assert_nothing_pooled(transport: roundtrip.Transport, port: Optional[int] = 
         assert total["idle"] == 0, stats
     else:
         assert f"http://127.0.0.1:{port}" not in stats, stats
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)
 
 
 # -- waiting for headers --------------------------------------------------------------------
@@ -405,51 +398,19 @@ def test_cancel_while_a_custom_dial_blocks(make_transport, server):
     assert srv.received == []
 
 
-def fill_accept_queue() -> tuple[socket.socket, list[socket.socket]]:
-    """A listener whose accept queue is full, so that a further connect hangs."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    fillers: list[socket.socket] = []
-    try:
-        for _ in range(64):
-            sock = socket.socket()
-            fillers.append(sock)
-            sock.setblocking(False)
-            sock.connect_ex(listener.getsockname())
-            _, writable, _ = select.select([], [sock], [], 0.2)
-            if not writable:
-                return listener, fillers  # this one hangs: the queue is full
-    except BaseException:
-        for sock in fillers:
-            sock.close()
-        listener.close()
-        raise
-    for sock in fillers:
-        sock.close()
-    listener.close()
-    pytest.skip("the kernel completes every connect to a listener with a full accept queue")
-
-
-def test_cancel_while_the_default_dialer_connects(make_transport, server):
-    listener, fillers = fill_accept_queue()
-    try:
-        transport = make_transport()
-        other = Other(transport, server)
-        ctx = Context()
-        started_connect = threading.Event()
-        trace = Trace(connect_start=lambda addr: started_connect.set())
-        url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
-        worker = Worker(lambda: transport.round_trip(Request("GET", url, context=ctx, trace=trace)))
-        worker.start()
-        assert_cancelled(worker, cancel_after(ctx, started_connect))
-        other.check()
-        wait_until(lambda: transport.pool_stats()["total"]["dialing"] == 0, "the dial to stop")
-        assert_nothing_pooled(transport, listener.getsockname()[1])
-    finally:
-        for sock in fillers:
-            sock.close()
-        listener.close()
+def test_cancel_while_the_default_dialer_connects(make_transport, server, unreachable):
+    transport = make_transport()
+    other = Other(transport, server)
+    ctx = Context()
+    started_connect = threading.Event()
+    trace = Trace(connect_start=lambda addr: started_connect.set())
+    url = "http://%s:%d/" % unreachable
+    worker = Worker(lambda: transport.round_trip(Request("GET", url, context=ctx, trace=trace)))
+    worker.start()
+    assert_cancelled(worker, cancel_after(ctx, started_connect))
+    other.check()
+    wait_until(lambda: transport.pool_stats()["total"]["dialing"] == 0, "the dial to stop")
+    assert_nothing_pooled(transport, unreachable[1])
 
 
 # -- before and after -----------------------------------------------------------------------

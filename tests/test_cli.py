@@ -19,7 +19,7 @@ from roundtrip._trace import GotConnInfo
 from roundtrip._cli import _Waterfall, main
 
 from proxies import tls_handler
-from servers import body_cut_short, keep_alive_handler, respond
+from servers import body_cut_short, keep_alive_handler, respond, silent
 
 ROOT = Path(__file__).resolve().parents[1]
 PHASES = ("DNS", "connect", "TLS", "request written", "first byte", "body done")
@@ -182,10 +182,6 @@ def test_trace_of_a_failed_tls_handshake_marks_tls_failed_and_nothing_after_it(c
 
 
 def test_trace_of_a_timeout_shows_the_phase_running_until_the_deadline(capsysbinary, server):
-    def silent(conn):
-        conn.read_request()
-        conn.wait_closed()  # never answers; returns when the client gives up
-
     srv = server(silent)
     code, _, err = run_cli(capsysbinary, "--trace", "--timeout", "0.5", srv.url("/slow"))
     assert code == 1
@@ -302,10 +298,6 @@ def test_missing_data_file_exits_1(capsysbinary, tmp_path):
 
 
 def test_timeout_bounds_the_whole_exchange(capsysbinary, server):
-    def silent(conn):
-        conn.read_request()
-        conn.wait_closed()  # never answers; returns when the client gives up
-
     srv = server(silent)
     code, out, err = run_cli(capsysbinary, "--timeout", "0.2", srv.url("/slow"))
     assert code == 1 and out == b""

@@ -3,13 +3,13 @@ the wire; and the ``Host`` header overriding the URL's host."""
 
 from __future__ import annotations
 
-import socket
 
 import pytest
 
 import roundtrip
 from roundtrip import Headers
 
+from helpers import RecordingDial, fetch
 from servers import keep_alive_handler
 
 
@@ -133,16 +133,10 @@ def test_request_stores_headers_as_headers(given):
 # -- on the wire -------------------------------------------------------------------------------
 
 
-def get(transport, url, **kwargs):
-    with transport.round_trip(roundtrip.Request("GET", url, **kwargs)) as resp:
-        resp.read()
-        return resp
-
-
 def test_spelling_and_order_are_kept_on_the_wire(transport, server):
     srv = server(keep_alive_handler())
     headers = Headers([("X-CuStOm", "one"), ("accept", "*/*"), ("x-custom", "two")])
-    get(transport, srv.url(), headers=headers)
+    fetch(transport, srv.url(), headers=headers)
     head = srv.received[0].head
     assert b"\r\nX-CuStOm: one\r\n" in head
     assert b"\r\nx-custom: two\r\n" in head
@@ -151,20 +145,20 @@ def test_spelling_and_order_are_kept_on_the_wire(transport, server):
 
 def test_multi_valued_header_goes_out_as_separate_fields(transport, server):
     srv = server(keep_alive_handler())
-    get(transport, srv.url(), headers=[("X-Multi", "a"), ("X-Multi", "b")])
+    fetch(transport, srv.url(), headers=[("X-Multi", "a"), ("X-Multi", "b")])
     assert [v for n, v in srv.received[0].headers if n == "X-Multi"] == ["a", "b"]
 
 
 def test_default_host_header_is_the_url_authority(transport, server):
     srv = server(keep_alive_handler())
-    get(transport, srv.url("/p"))
+    fetch(transport, srv.url("/p"))
     assert srv.received[0].header("Host") == f"127.0.0.1:{srv.port}"
     assert [n.lower() for n in srv.received[0].header_names()].count("host") == 1
 
 
 def test_host_header_overrides_the_host_on_the_wire(transport, server):
     srv = server(keep_alive_handler())
-    get(transport, srv.url("/p"), headers={"host": "virtual.example:8443"})
+    fetch(transport, srv.url("/p"), headers={"host": "virtual.example:8443"})
     received = srv.received[0]
     assert received.header("Host") == "virtual.example:8443"
     assert [n.lower() for n in received.header_names()].count("host") == 1
@@ -174,18 +168,16 @@ def test_host_header_overrides_the_host_on_the_wire(transport, server):
 def test_default_port_is_not_added_to_the_host_header(make_transport, server):
     srv = server(keep_alive_handler())
 
-    def dial(host, port, timeout):
-        assert (host, port) == ("example.com", 80)
-        return socket.create_connection(("127.0.0.1", srv.port), timeout=timeout)
-
+    dial = RecordingDial(srv.port)
     t = make_transport(dial=dial)
-    get(t, "http://example.com/x")
+    fetch(t, "http://example.com/x")
+    assert dial.calls == [("example.com", 80)]
     assert srv.received[0].header("Host") == "example.com"
 
 
 def test_userinfo_in_the_url_is_not_sent(transport, server):
     srv = server(keep_alive_handler())
-    get(transport, f"http://user:secret@127.0.0.1:{srv.port}/p")
+    fetch(transport, f"http://user:secret@127.0.0.1:{srv.port}/p")
     received = srv.received[0]
     assert received.header("Host") == f"127.0.0.1:{srv.port}"
     assert received.header("Authorization") is None
@@ -206,5 +198,5 @@ def test_response_headers_keep_order_spelling_and_repeats(transport, server):
 def test_caller_headers_object_is_not_changed_by_a_round_trip(transport, server):
     srv = server(keep_alive_handler())
     headers = Headers([("Accept", "*/*")])
-    get(transport, srv.url(), headers=headers)
+    fetch(transport, srv.url(), headers=headers)
     assert headers.items() == [("Accept", "*/*")]

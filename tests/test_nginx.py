@@ -10,12 +10,9 @@ import pytest
 
 import roundtrip
 
+from helpers import fetch
+
 GZ_TEXT = b"compress me please " * 2000
-
-
-def fetch(transport, url, method="GET", **kwargs):
-    with transport.round_trip(roundtrip.Request(method, url, **kwargs)) as resp:
-        return resp, resp.read()
 
 
 def log_mark(nginx):

@@ -10,6 +10,7 @@ import pytest
 
 import roundtrip
 
+from helpers import RecordingDial, fetch_body
 from servers import keep_alive_handler, respond
 
 WAIT = 5.0
@@ -27,11 +28,6 @@ def tracked_handler(closed: threading.Event, body: bytes = b"ok"):
     return handler
 
 
-def fetch(transport, url, method="GET", **kwargs):
-    with transport.round_trip(roundtrip.Request(method, url, **kwargs)) as resp:
-        return resp.read()
-
-
 def key(srv):
     return f"http://127.0.0.1:{srv.port}"
 
@@ -42,7 +38,7 @@ def key(srv):
 def test_sequential_requests_share_one_connection(transport, server):
     srv = server(keep_alive_handler(b"same"))
     for _ in range(10):
-        assert fetch(transport, srv.url()) == b"same"
+        assert fetch_body(transport, srv.url()) == b"same"
     assert srv.accepted == 1
     assert {r.connection for r in srv.received} == {0}
     assert transport.pool_stats()[key(srv)] == {"idle": 1, "active": 0, "dialing": 0, "waiting": 0}
@@ -55,11 +51,11 @@ def test_mixed_methods_share_one_connection(transport, server):
             conn.send(respond(200, b"", [("Content-Length", "2")]) if head_only else respond(200, b"ok"))
 
     srv = server(handler)
-    fetch(transport, srv.url(), "GET")
-    fetch(transport, srv.url(), "POST", body=b"x" * 100)
-    fetch(transport, srv.url(), "PUT", body=iter([b"chunk"]))
-    fetch(transport, srv.url(), "HEAD")
-    fetch(transport, srv.url(), "DELETE")
+    fetch_body(transport, srv.url(), "GET")
+    fetch_body(transport, srv.url(), "POST", body=b"x" * 100)
+    fetch_body(transport, srv.url(), "PUT", body=iter([b"chunk"]))
+    fetch_body(transport, srv.url(), "HEAD")
+    fetch_body(transport, srv.url(), "DELETE")
     assert srv.accepted == 1
     assert [r.method for r in srv.received] == ["GET", "POST", "PUT", "HEAD", "DELETE"]
 
@@ -89,7 +85,7 @@ def test_max_idle_conns_per_host_closes_the_extra_connections(make_transport, se
     for index in (2, 3, 4):
         assert closed[index].wait(WAIT), f"connection {index} must be closed"
     assert not closed[0].is_set() and not closed[1].is_set()
-    assert fetch(t, srv.url()) == b"ok"
+    assert fetch_body(t, srv.url()) == b"ok"
     assert srv.accepted == 5
 
 
@@ -98,7 +94,7 @@ def test_max_idle_conns_evicts_the_least_recently_used_across_hosts(make_transpo
     servers = {name: server(tracked_handler(event, name.encode())) for name, event in closed.items()}
     t = make_transport(max_idle_conns=2)
     for name in "abc":
-        assert fetch(t, servers[name].url()) == name.encode()
+        assert fetch_body(t, servers[name].url()) == name.encode()
     assert closed["a"].wait(WAIT), "the oldest idle connection must be closed first"
     stats = t.pool_stats()
     assert key(servers["a"]) not in stats
@@ -112,10 +108,10 @@ def test_max_idle_conns_zero_means_no_limit(make_transport, server):
     servers = [server(keep_alive_handler()) for _ in range(3)]
     t = make_transport(max_idle_conns=0)
     for srv in servers:
-        fetch(t, srv.url())
+        fetch_body(t, srv.url())
     assert t.pool_stats()["total"]["idle"] == 3
     for srv in servers:
-        fetch(t, srv.url())
+        fetch_body(t, srv.url())
         assert srv.accepted == 1
 
 
@@ -123,10 +119,10 @@ def test_lru_order_follows_use_not_creation(make_transport, server):
     closed = {name: threading.Event() for name in "abc"}
     servers = {name: server(tracked_handler(event)) for name, event in closed.items()}
     t = make_transport(max_idle_conns=2)
-    fetch(t, servers["a"].url())
-    fetch(t, servers["b"].url())
-    fetch(t, servers["a"].url())  # a is now the most recently used
-    fetch(t, servers["c"].url())
+    fetch_body(t, servers["a"].url())
+    fetch_body(t, servers["b"].url())
+    fetch_body(t, servers["a"].url())  # a is now the most recently used
+    fetch_body(t, servers["c"].url())
     assert closed["b"].wait(WAIT)
     stats = t.pool_stats()
     assert key(servers["b"]) not in stats
@@ -140,12 +136,12 @@ def test_lru_order_follows_use_not_creation(make_transport, server):
 def test_close_idle_connections_closes_them_now(transport, server):
     closed = threading.Event()
     srv = server(tracked_handler(closed))
-    fetch(transport, srv.url())
+    fetch_body(transport, srv.url())
     assert transport.pool_stats()["total"]["idle"] == 1
     transport.close_idle_connections()
     assert transport.pool_stats() == {"total": ZERO}
     assert closed.wait(WAIT)
-    assert fetch(transport, srv.url()) == b"ok"
+    assert fetch_body(transport, srv.url()) == b"ok"
     assert srv.accepted == 2
 
 
@@ -163,7 +159,7 @@ def test_round_trip_after_close_raises_transport_closed(make_transport, counting
     closed = threading.Event()
     srv = server(tracked_handler(closed))
     t = make_transport(dial=counting_dial)
-    fetch(t, srv.url())
+    fetch_body(t, srv.url())
     t.close()
     assert closed.wait(WAIT)
     with pytest.raises(roundtrip.TransportClosed):
@@ -187,7 +183,7 @@ def test_transport_is_a_context_manager(server):
     closed = threading.Event()
     srv = server(tracked_handler(closed))
     with roundtrip.Transport() as t:
-        assert fetch(t, srv.url()) == b"ok"
+        assert fetch_body(t, srv.url()) == b"ok"
     assert closed.wait(WAIT)
     with pytest.raises(roundtrip.TransportClosed):
         t.round_trip(roundtrip.Request("GET", srv.url()))
@@ -217,12 +213,9 @@ def test_pool_stats_key_is_scheme_host_and_explicit_port(transport, server):
 def test_pool_stats_key_lowercases_the_host_and_adds_the_default_port(make_transport, server):
     srv = server(keep_alive_handler())
 
-    def dial(host, port, timeout):
-        return socket.create_connection(("127.0.0.1", srv.port), timeout=timeout)
-
-    t = make_transport(dial=dial)
-    fetch(t, "http://Example.COM/a")
-    fetch(t, "http://example.com:80/b")
+    t = make_transport(dial=RecordingDial(srv.port))
+    fetch_body(t, "http://Example.COM/a")
+    fetch_body(t, "http://example.com:80/b")
     assert set(t.pool_stats()) == {"http://example.com:80", "total"}
     assert t.pool_stats()["http://example.com:80"]["idle"] == 1
     assert srv.accepted == 1
@@ -233,15 +226,15 @@ def test_pool_stats_key_brackets_ipv6(transport, server):
         srv = server(keep_alive_handler(), family=socket.AF_INET6)
     except OSError:
         pytest.skip("no IPv6 loopback")
-    assert fetch(transport, srv.url()) == b"ok"
+    assert fetch_body(transport, srv.url()) == b"ok"
     assert set(transport.pool_stats()) == {f"http://[::1]:{srv.port}", "total"}
 
 
 def test_pool_stats_total_sums_every_key(transport, server):
     a, b = server(keep_alive_handler()), server(keep_alive_handler())
     held = transport.round_trip(roundtrip.Request("GET", a.url()))
-    fetch(transport, a.url())
-    fetch(transport, b.url())
+    fetch_body(transport, a.url())
+    fetch_body(transport, b.url())
     stats = transport.pool_stats()
     assert stats[key(a)] == {"idle": 1, "active": 1, "dialing": 0, "waiting": 0}
     assert stats[key(b)] == {"idle": 1, "active": 0, "dialing": 0, "waiting": 0}
@@ -252,7 +245,7 @@ def test_pool_stats_total_sums_every_key(transport, server):
 
 def test_pool_stats_leaves_out_keys_with_all_counts_zero(transport, server):
     srv = server(keep_alive_handler(headers=[("Connection", "close")]))
-    fetch(transport, srv.url())
+    fetch_body(transport, srv.url())
     assert transport.pool_stats() == {"total": ZERO}
 
 
@@ -264,7 +257,7 @@ def test_disable_keep_alives_sends_connection_close_and_never_pools(make_transpo
     srv = server([tracked_handler(event) for event in closed])
     t = make_transport(disable_keep_alives=True)
     for _ in range(2):
-        assert fetch(t, srv.url()) == b"ok"
+        assert fetch_body(t, srv.url()) == b"ok"
         assert t.pool_stats() == {"total": ZERO}
     assert srv.accepted == 2
     assert [r.header("Connection") for r in srv.received] == ["close", "close"]
@@ -273,7 +266,7 @@ def test_disable_keep_alives_sends_connection_close_and_never_pools(make_transpo
 
 def test_caller_connection_close_header_is_sent_once_and_not_pooled(transport, server):
     srv = server(keep_alive_handler())
-    fetch(transport, srv.url(), headers={"Connection": "close"})
+    fetch_body(transport, srv.url(), headers={"Connection": "close"})
     assert [n.lower() for n in srv.received[0].header_names()].count("connection") == 1
     assert transport.pool_stats() == {"total": ZERO}
 
@@ -288,10 +281,10 @@ def test_response_with_connection_close_is_not_pooled(transport, server):
             closed.set()
 
     srv = server([handler, keep_alive_handler(b"new")])
-    assert fetch(transport, srv.url()) == b"bye"
+    assert fetch_body(transport, srv.url()) == b"bye"
     assert transport.pool_stats() == {"total": ZERO}
     assert closed.wait(WAIT), "the client closes a connection the server asked to close"
-    assert fetch(transport, srv.url()) == b"new"
+    assert fetch_body(transport, srv.url()) == b"new"
     assert srv.accepted == 2
 
 
@@ -301,9 +294,9 @@ def test_http10_response_without_keep_alive_is_not_pooled(transport, server):
         conn.send(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nhi")
 
     srv = server(handler)
-    assert fetch(transport, srv.url()) == b"hi"
+    assert fetch_body(transport, srv.url()) == b"hi"
     assert transport.pool_stats() == {"total": ZERO}
-    assert fetch(transport, srv.url()) == b"hi"
+    assert fetch_body(transport, srv.url()) == b"hi"
     assert srv.accepted == 2
 
 
@@ -313,8 +306,8 @@ def test_http10_response_with_keep_alive_is_pooled(transport, server):
             conn.send(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nka")
 
     srv = server(handler)
-    assert fetch(transport, srv.url()) == b"ka"
-    assert fetch(transport, srv.url()) == b"ka"
+    assert fetch_body(transport, srv.url()) == b"ka"
+    assert fetch_body(transport, srv.url()) == b"ka"
     assert srv.accepted == 1
 
 
@@ -332,9 +325,9 @@ def test_idle_connection_closed_by_the_server_is_replaced(transport, server, met
         gone.set()
 
     srv = server([first, keep_alive_handler(b"second")])
-    assert fetch(transport, srv.url(), method, body=b"1" if method == "POST" else None) == b"first"
+    assert fetch_body(transport, srv.url(), method, body=b"1" if method == "POST" else None) == b"first"
     assert gone.wait(WAIT)
-    assert fetch(transport, srv.url(), method, body=b"2" if method == "POST" else None) == b"second"
+    assert fetch_body(transport, srv.url(), method, body=b"2" if method == "POST" else None) == b"second"
     assert srv.accepted == 2
     assert [r.connection for r in srv.received] == [0, 1]
 
@@ -349,9 +342,9 @@ def test_idle_connection_reset_by_the_server_is_replaced(transport, server):
         gone.set()
 
     srv = server([first, keep_alive_handler(b"second")])
-    assert fetch(transport, srv.url()) == b"first"
+    assert fetch_body(transport, srv.url()) == b"first"
     assert gone.wait(WAIT)
-    assert fetch(transport, srv.url(), "POST", body=iter([b"unreplayable"])) == b"second"
+    assert fetch_body(transport, srv.url(), "POST", body=iter([b"unreplayable"])) == b"second"
     assert srv.received[-1].body == b"unreplayable"
 
 
@@ -366,7 +359,7 @@ def test_idle_connection_with_unsolicited_bytes_is_not_reused(transport, server)
         conn.wait_closed()
 
     srv = server([first, keep_alive_handler(b"second")])
-    assert fetch(transport, srv.url()) == b"first"
+    assert fetch_body(transport, srv.url()) == b"first"
     assert sent.wait(WAIT)
     with transport.round_trip(roundtrip.Request("GET", srv.url())) as resp:
         assert resp.status_code == 200

@@ -8,17 +8,10 @@ import time
 
 import roundtrip
 
+from helpers import fetch_body, wait_until
 from servers import respond
 
 WAIT = 5.0
-
-
-def _wait_for(predicate, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.005)
 
 
 def _gated_server(server, gate: threading.Semaphore):
@@ -33,8 +26,8 @@ def _gated_server(server, gate: threading.Semaphore):
 
 
 def _fetch(transport, url, ident, results):
-    with transport.round_trip(roundtrip.Request("GET", url, headers={"X-Id": ident})) as resp:
-        results.append(resp.read().decode())
+    """A thread's work: one request tagged ``ident``, its body appended to ``results``."""
+    results.append(fetch_body(transport, url, headers={"X-Id": ident}).decode())
 
 
 def test_max_conns_per_host_makes_requests_wait_in_fifo_order(make_transport, server):
@@ -50,15 +43,15 @@ def test_max_conns_per_host_makes_requests_wait_in_fifo_order(make_transport, se
         threads.append(thread)
         # Let each request take its place before the next arrives, so FIFO order is defined.
         expected = len(threads)
-        _wait_for(lambda: sum(transport.pool_stats().get(key, {}).get(k, 0) for k in ("active", "waiting")) == expected)
-    _wait_for(lambda: len(srv.received) == 2)
+        wait_until(lambda: sum(transport.pool_stats().get(key, {}).get(k, 0) for k in ("active", "waiting")) == expected, f"{expected} active or waiting")
+    wait_until(lambda: len(srv.received) == 2, "two requests at the server")
     stats = transport.pool_stats()[key]
     assert (stats["active"], stats["waiting"], stats["dialing"]) == (2, 3, 0)
     for answered in range(1, 6):
         # One answer at a time: the freed connection goes to the oldest waiter, whose request
         # reaches the server before the next answer is let go.
         gate.release()
-        _wait_for(lambda: len(results) == answered and len(srv.received) == min(2 + answered, 5))
+        wait_until(lambda: len(results) == answered and len(srv.received) == min(2 + answered, 5), f"{answered} answered")
     for thread in threads:
         thread.join(WAIT)
     assert srv.accepted == 2, "exactly max_conns_per_host dials"
@@ -92,7 +85,7 @@ def test_a_waiter_takes_a_returned_connection_before_its_own_dial_finishes(make_
 
     thread = threading.Thread(target=second)
     thread.start()
-    _wait_for(lambda: len(dials) == 2)
+    wait_until(lambda: len(dials) == 2, "two dials")
     assert first.read() == b"ok"  # returns the first connection: the waiter takes it
     first.close()
     assert done.wait(WAIT), "the waiter must not wait for its own dial"
@@ -100,7 +93,7 @@ def test_a_waiter_takes_a_returned_connection_before_its_own_dial_finishes(make_
     dial_gate.set()
     thread.join(WAIT)
     # The late dial is not wasted: it goes to the idle pool (Go's late binding).
-    _wait_for(lambda: transport.pool_stats()["total"]["idle"] == 2)
+    wait_until(lambda: transport.pool_stats()["total"]["idle"] == 2, "two idle connections")
     assert transport.pool_stats()["total"]["dialing"] == 0
 
 
@@ -181,7 +174,7 @@ def test_pool_stats_counts_dialing(make_transport, server):
     key = f"http://127.0.0.1:{srv.port}"
     thread = threading.Thread(target=lambda: transport.round_trip(roundtrip.Request("GET", srv.url("/"))).close())
     thread.start()
-    _wait_for(lambda: transport.pool_stats().get(key, {}).get("dialing") == 1)
+    wait_until(lambda: transport.pool_stats().get(key, {}).get("dialing") == 1, "one dial")
     assert transport.pool_stats()[key] == {"idle": 0, "active": 0, "dialing": 1, "waiting": 0}
     gate.set()
     thread.join(WAIT)

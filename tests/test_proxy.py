@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import roundtrip
+from helpers import status_and_body
 from proxies import SocksRecord, TLSFront, socks_handler, tls_handler, tunnel_handler
 from servers import IO_TIMEOUT, keep_alive_handler, respond
 
@@ -35,11 +36,6 @@ class Recorder:
 
     def names(self) -> list[str]:
         return [hook for hook, _ in self.events]
-
-
-def get(t: roundtrip.Transport, url: str, **kwargs: Any) -> tuple[int, bytes]:
-    with t.round_trip(roundtrip.Request("GET", url, **kwargs)) as resp:
-        return resp.status_code, resp.read()
 
 
 def basic(user: str, password: str) -> str:
@@ -77,7 +73,7 @@ def test_http_origin_through_tinyproxy_uses_absolute_form(make_transport, server
     origin = server(keep_alive_handler(b"hello"))
     recorder = Recorder()
     t = make_transport(proxy=roundtrip.proxy_url(tinyproxy.url()))
-    assert get(t, origin.url("/a?b=c"), trace=recorder.trace) == (200, b"hello")
+    assert status_and_body(t, origin.url("/a?b=c"), trace=recorder.trace) == (200, b"hello")
     key = f"http://127.0.0.1:{tinyproxy.port} via http://127.0.0.1:{tinyproxy.port}"
     assert recorder.args("get_conn") == [(key,)]
     assert recorder.args("connect_start") == [(("127.0.0.1", tinyproxy.port),)]
@@ -91,7 +87,7 @@ def test_https_origin_through_tinyproxy_tunnels_tls_to_the_origin(make_transport
     origin = tls_origin(b"secure")
     recorder = Recorder()
     t = make_transport(proxy=roundtrip.proxy_url(tinyproxy.url()), ssl_context=certs.client_context())
-    assert get(t, origin.url("/s", scheme="https"), trace=recorder.trace) == (200, b"secure")
+    assert status_and_body(t, origin.url("/s", scheme="https"), trace=recorder.trace) == (200, b"secure")
     key = f"https://127.0.0.1:{origin.port} via http://127.0.0.1:{tinyproxy.port}"
     assert recorder.args("get_conn") == [(key,)]
     assert recorder.args("connect_start") == [(("127.0.0.1", tinyproxy.port),)]
@@ -103,7 +99,7 @@ def test_https_origin_through_tinyproxy_tunnels_tls_to_the_origin(make_transport
     assert t.pool_stats()[key]["idle"] == 1
 
     again = Recorder()
-    assert get(t, origin.url("/t", scheme="https"), trace=again.trace) == (200, b"secure")
+    assert status_and_body(t, origin.url("/t", scheme="https"), trace=again.trace) == (200, b"secure")
     assert again.args("got_conn")[0][0].reused
     assert origin.accepted == 1
 
@@ -112,14 +108,14 @@ def test_tls_inside_the_tunnel_is_verified_against_the_origin(make_transport, tl
     origin = tls_origin()
     t = make_transport(proxy=roundtrip.proxy_url(tinyproxy.url()))  # trustme's CA is not trusted
     with pytest.raises(roundtrip.TLSError):
-        get(t, origin.url("/", scheme="https"))
+        status_and_body(t, origin.url("/", scheme="https"))
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_proxy_credentials_reach_tinyproxy_but_never_the_origin(make_transport, server, tls_origin, tinyproxy_auth, certs, scheme):
     origin = tls_origin() if scheme == "https" else server(keep_alive_handler(b"secure"))
     t = make_transport(proxy=roundtrip.proxy_url(tinyproxy_auth.url(userinfo="alice:s3cret")), ssl_context=certs.client_context())
-    assert get(t, origin.url("/", scheme=scheme)) == (200, b"secure")  # tinyproxy accepted them
+    assert status_and_body(t, origin.url("/", scheme=scheme)) == (200, b"secure")  # tinyproxy accepted them
     assert [r.header("proxy-authorization") for r in origin.received] == [None]
     assert not any("s3cret" in key for key in t.pool_stats())
 
@@ -129,7 +125,7 @@ def test_wrong_credentials_make_tinyproxy_refuse_the_connect(make_transport, tls
     t = make_transport(proxy=roundtrip.proxy_url(tinyproxy_auth.url(userinfo="alice:wrong")), ssl_context=certs.client_context())
     # tinyproxy 1.11 answers bad credentials with 401 rather than 407.
     with pytest.raises(roundtrip.ProxyError, match=r"refused CONNECT to 127\.0\.0\.1:\d+: HTTP/1\.[01] 40[17] "):
-        get(t, origin.url("/", scheme="https"))
+        status_and_body(t, origin.url("/", scheme="https"))
     assert origin.received == []
 
 
@@ -137,7 +133,7 @@ def test_wrong_credentials_on_a_forwarded_request_get_the_proxys_answer_as_respo
     # Go: for an absolute-form request the proxy's answer is the response, not an error.
     origin = server(keep_alive_handler(b"never"))
     t = make_transport(proxy=roundtrip.proxy_url(tinyproxy_auth.url(userinfo="alice:wrong")))
-    status, _ = get(t, origin.url("/"))
+    status, _ = status_and_body(t, origin.url("/"))
     assert status in (401, 407)
     assert origin.received == []
 
@@ -151,10 +147,10 @@ def test_http_and_https_origins_through_microsocks(make_transport, server, tls_o
     secure = tls_origin(b"secure")
     t = make_transport(proxy=roundtrip.proxy_url(microsocks.url(scheme)), ssl_context=certs.client_context())
     recorder = Recorder()
-    assert get(t, plain.url("/p"), trace=recorder.trace) == (200, b"plain")
+    assert status_and_body(t, plain.url("/p"), trace=recorder.trace) == (200, b"plain")
     assert recorder.args("connect_start") == [(("127.0.0.1", microsocks.port),)]
-    assert get(t, secure.url("/s", scheme="https")) == (200, b"secure")
-    assert get(t, plain.url("/p")) == (200, b"plain")
+    assert status_and_body(t, secure.url("/s", scheme="https")) == (200, b"secure")
+    assert status_and_body(t, plain.url("/p")) == (200, b"plain")
     assert plain.accepted == 1  # the tunnel was pooled and reused
     stats = t.pool_stats()
     assert stats[f"http://127.0.0.1:{plain.port} via {scheme}://127.0.0.1:{microsocks.port}"]["idle"] == 1
@@ -166,7 +162,7 @@ def test_socks5_resolves_names_here_and_socks5h_leaves_them_to_the_proxy(make_tr
     origin = tls_origin(b"by name")
     recorder = Recorder()
     t = make_transport(proxy=roundtrip.proxy_url(microsocks.url(scheme)), ssl_context=certs.client_context())
-    assert get(t, f"https://localhost:{origin.port}/", trace=recorder.trace) == (200, b"by name")
+    assert status_and_body(t, f"https://localhost:{origin.port}/", trace=recorder.trace) == (200, b"by name")
     looked_up = [args[0] for args in recorder.args("dns_start")]
     assert looked_up == (["localhost"] if resolved_here else [])
 
@@ -174,14 +170,14 @@ def test_socks5_resolves_names_here_and_socks5h_leaves_them_to_the_proxy(make_tr
 def test_microsocks_with_username_and_password(make_transport, server, microsocks_auth):
     origin = server(keep_alive_handler(b"authed"))
     t = make_transport(proxy=roundtrip.proxy_url(microsocks_auth.url(userinfo="bob:hunter2")))
-    assert get(t, origin.url("/")) == (200, b"authed")
+    assert status_and_body(t, origin.url("/")) == (200, b"authed")
 
 
 def test_microsocks_rejects_a_wrong_password(make_transport, server, microsocks_auth):
     origin = server(keep_alive_handler(b"never"))
     t = make_transport(proxy=roundtrip.proxy_url(microsocks_auth.url(userinfo="bob:wrong")))
     with pytest.raises(roundtrip.ProxyError, match="rejected the username and password"):
-        get(t, origin.url("/"))
+        status_and_body(t, origin.url("/"))
     assert origin.accepted == 0
 
 
@@ -189,7 +185,7 @@ def test_microsocks_demanding_auth_refuses_a_client_without_credentials(make_tra
     origin = server(keep_alive_handler(b"never"))
     t = make_transport(proxy=roundtrip.proxy_url(microsocks_auth.url()))
     with pytest.raises(roundtrip.ProxyError, match="none of the offered authentication methods"):
-        get(t, origin.url("/"))
+        status_and_body(t, origin.url("/"))
 
 
 # -- https proxies (TLS to the proxy first) ---------------------------------------------------------
@@ -200,7 +196,7 @@ def test_http_origin_through_an_https_proxy(make_transport, server, tinyproxy, t
     front = tls_front(tinyproxy.port)
     recorder = Recorder()
     t = make_transport(proxy=roundtrip.proxy_url(front.url()), ssl_context=certs.client_context())
-    assert get(t, origin.url("/a"), trace=recorder.trace) == (200, b"hello")
+    assert status_and_body(t, origin.url("/a"), trace=recorder.trace) == (200, b"hello")
     assert recorder.args("connect_start") == [(("127.0.0.1", front.port),)]
     assert recorder.args("tls_handshake_done") == [(None,)]  # to the proxy
     assert recorder.args("get_conn") == [(f"http://127.0.0.1:{front.port} via https://127.0.0.1:{front.port}",)]
@@ -213,7 +209,7 @@ def test_https_origin_through_an_https_proxy_is_tls_inside_tls(make_transport, s
     front = tls_front(tinyproxy.port)
     recorder = Recorder()
     t = make_transport(proxy=roundtrip.proxy_url(front.url()), ssl_context=certs.client_context())
-    assert get(t, origin.url("/1", scheme="https"), trace=recorder.trace) == (200, big)
+    assert status_and_body(t, origin.url("/1", scheme="https"), trace=recorder.trace) == (200, big)
     assert recorder.args("tls_handshake_done") == [(None,), (None,)]  # proxy, then origin
     assert tinyproxy.wait_for_log(f"CONNECT 127.0.0.1:{origin.port} HTTP/1.1")
     payload = b"p" * 300_000
@@ -254,7 +250,7 @@ def test_https_proxy_certificate_is_verified(make_transport, server, tinyproxy, 
     front = tls_front(tinyproxy.port)
     t = make_transport(proxy=roundtrip.proxy_url(front.url()))  # default trust store
     with pytest.raises(roundtrip.TLSError):
-        get(t, origin.url("/"))
+        status_and_body(t, origin.url("/"))
 
 
 def test_cancel_during_tls_inside_tls_handshake(make_transport, server, certs, tinyproxy, tls_front):
@@ -265,7 +261,7 @@ def test_cancel_during_tls_inside_tls_handshake(make_transport, server, certs, t
     t = make_transport(proxy=roundtrip.proxy_url(front.url()), ssl_context=certs.client_context())
     started = time.monotonic()
     with pytest.raises(roundtrip.DeadlineExceeded):
-        get(t, origin.url("/", scheme="https"), context=roundtrip.Context(timeout=0.5))
+        status_and_body(t, origin.url("/", scheme="https"), context=roundtrip.Context(timeout=0.5))
     assert time.monotonic() - started < 3
     stall.set()
 
@@ -282,7 +278,7 @@ def test_deadline_while_waiting_for_a_response_inside_tls_inside_tls(make_transp
     t = make_transport(proxy=roundtrip.proxy_url(front.url()), ssl_context=certs.client_context())
     started = time.monotonic()
     with pytest.raises(roundtrip.DeadlineExceeded):
-        get(t, origin.url("/", scheme="https"), context=roundtrip.Context(timeout=0.5))
+        status_and_body(t, origin.url("/", scheme="https"), context=roundtrip.Context(timeout=0.5))
     assert time.monotonic() - started < 3
     stall.set()
 
@@ -296,7 +292,7 @@ def test_connect_request_carries_host_and_credentials(make_transport, server, tl
     proxy = server(tunnel_handler(connects))
     # Percent-encoded userinfo is decoded before it is encoded for Basic.
     t = make_transport(proxy=roundtrip.proxy_url(f"http://us%65r:p%40ss%20word@127.0.0.1:{proxy.port}"), ssl_context=certs.client_context())
-    assert get(t, origin.url("/", scheme="https")) == (200, b"secure")
+    assert status_and_body(t, origin.url("/", scheme="https")) == (200, b"secure")
     lines = connects[0].decode("latin-1").split("\r\n")
     assert lines[0] == f"CONNECT 127.0.0.1:{origin.port} HTTP/1.1"
     assert f"Host: 127.0.0.1:{origin.port}" in lines
@@ -308,7 +304,7 @@ def test_connect_request_carries_host_and_credentials(make_transport, server, tl
 def test_absolute_form_request_carries_proxy_credentials(make_transport, server):
     proxy = server(keep_alive_handler(b"from proxy"))
     t = make_transport(proxy=roundtrip.proxy_url(f"http://user:pw@127.0.0.1:{proxy.port}"))
-    assert get(t, "http://origin.test:8080/x?y") == (200, b"from proxy")
+    assert status_and_body(t, "http://origin.test:8080/x?y") == (200, b"from proxy")
     received = proxy.received[0]
     assert received.request_line == "GET http://origin.test:8080/x?y HTTP/1.1"
     assert received.header("host") == "origin.test:8080"
@@ -319,7 +315,7 @@ def test_forwarding_proxy_connection_is_shared_across_origins(make_transport, se
     proxy = server(keep_alive_handler(b"ok"))
     t = make_transport(proxy=roundtrip.proxy_url(f"http://127.0.0.1:{proxy.port}"))
     for url in ("http://one.test/", "http://two.test:8080/", "http://one.test/again"):
-        assert get(t, url) == (200, b"ok")
+        assert status_and_body(t, url) == (200, b"ok")
     assert proxy.accepted == 1
     assert [r.connection for r in proxy.received] == [0, 0, 0]
     assert t.pool_stats()[f"http://127.0.0.1:{proxy.port} via http://127.0.0.1:{proxy.port}"]["idle"] == 1
@@ -330,7 +326,7 @@ def test_connections_are_not_shared_across_proxy_credentials(make_transport, ser
     users = iter(["ann", "ann", "ben"])
     t = make_transport(proxy=lambda request: f"http://{next(users)}:pw@127.0.0.1:{proxy.port}")
     for _ in range(3):
-        assert get(t, "http://origin.test/") == (200, b"ok")
+        assert status_and_body(t, "http://origin.test/") == (200, b"ok")
     assert [r.connection for r in proxy.received] == [0, 0, 1]
     assert [r.header("proxy-authorization") for r in proxy.received] == [basic("ann", "pw")] * 2 + [basic("ben", "pw")]
     stats = t.pool_stats()
@@ -345,7 +341,7 @@ def test_connections_are_not_shared_across_proxies(make_transport, server, tls_o
     which = iter([0, 1, 0])
     t = make_transport(proxy=lambda request: f"http://127.0.0.1:{proxies[next(which)].port}", ssl_context=certs.client_context())
     for _ in range(3):
-        assert get(t, origin.url("/", scheme="https")) == (200, b"secure")
+        assert status_and_body(t, origin.url("/", scheme="https")) == (200, b"secure")
     assert (len(first), len(second)) == (1, 1)
     assert origin.accepted == 2
 
@@ -359,8 +355,8 @@ def test_retry_rules_are_unchanged_through_a_proxy(make_transport, server):
     proxy = server([closes_after_one, keep_alive_handler(b"second")])
     recorder = Recorder()
     t = make_transport(proxy=roundtrip.proxy_url(f"http://127.0.0.1:{proxy.port}"))
-    assert get(t, "http://origin.test/") == (200, b"first")
-    assert get(t, "http://origin.test/", trace=recorder.trace) == (200, b"second")
+    assert status_and_body(t, "http://origin.test/") == (200, b"first")
+    assert status_and_body(t, "http://origin.test/", trace=recorder.trace) == (200, b"second")
     assert [args[1] for args in recorder.args("retried")] == [1]
 
 
@@ -372,7 +368,7 @@ def test_post_through_a_proxy_is_not_retried_after_the_request_was_read(make_tra
 
     proxy = server([closes_after_one, keep_alive_handler(b"second")])
     t = make_transport(proxy=roundtrip.proxy_url(f"http://127.0.0.1:{proxy.port}"))
-    assert get(t, "http://origin.test/") == (200, b"first")
+    assert status_and_body(t, "http://origin.test/") == (200, b"first")
     with pytest.raises(roundtrip.ServerDisconnected) as info:
         t.round_trip(roundtrip.Request("POST", "http://origin.test/", body=b"x"))
     assert info.value.conn_reused
@@ -399,7 +395,7 @@ def test_refused_connect_raises_proxy_error_with_the_status_line(make_transport,
     proxy = server(refusing(status_line, closed))
     t = make_transport(proxy=roundtrip.proxy_url(f"http://127.0.0.1:{proxy.port}"))
     with pytest.raises(roundtrip.ProxyError) as info:
-        get(t, "https://origin.test/")
+        status_and_body(t, "https://origin.test/")
     assert status_line.decode() in str(info.value)
     assert isinstance(info.value, roundtrip.ConnectError)
     proxy.close()
@@ -411,7 +407,7 @@ def test_proxy_closing_before_answering_connect(make_transport, server):
     proxy = server(lambda conn: conn.read_head())
     t = make_transport(proxy=roundtrip.proxy_url(f"http://127.0.0.1:{proxy.port}"))
     with pytest.raises(roundtrip.ProxyError, match="without answering CONNECT"):
-        get(t, "https://origin.test/")
+        status_and_body(t, "https://origin.test/")
 
 
 def test_proxy_closing_inside_the_connect_response_head(make_transport, server):
@@ -422,7 +418,7 @@ def test_proxy_closing_inside_the_connect_response_head(make_transport, server):
     proxy = server(handler)
     t = make_transport(proxy=roundtrip.proxy_url(f"http://127.0.0.1:{proxy.port}"))
     with pytest.raises(roundtrip.ProxyError, match="bad CONNECT response"):
-        get(t, "https://origin.test/")
+        status_and_body(t, "https://origin.test/")
 
 
 def test_malformed_connect_response(make_transport, server):
@@ -433,7 +429,7 @@ def test_malformed_connect_response(make_transport, server):
     proxy = server(handler)
     t = make_transport(proxy=roundtrip.proxy_url(f"http://127.0.0.1:{proxy.port}"))
     with pytest.raises(roundtrip.ProxyError, match="bad CONNECT response"):
-        get(t, "https://origin.test/")
+        status_and_body(t, "https://origin.test/")
 
 
 def test_endless_connect_response_head_is_bounded_by_max_response_header_bytes(make_transport, server):
@@ -450,7 +446,7 @@ def test_endless_connect_response_head_is_bounded_by_max_response_header_bytes(m
     proxy = server(handler)
     t = make_transport(proxy=roundtrip.proxy_url(f"http://127.0.0.1:{proxy.port}"), max_response_header_bytes=16384)
     with pytest.raises(roundtrip.ProxyError, match="max_response_header_bytes") as info:
-        get(t, "https://origin.test/")
+        status_and_body(t, "https://origin.test/")
     assert isinstance(info.value.__cause__, roundtrip.HeaderTooLarge)
     proxy.close()
     assert sent[0] < 10_000_000
@@ -465,7 +461,7 @@ def test_bytes_after_the_connect_response_are_refused(make_transport, server):
     proxy = server(handler)
     t = make_transport(proxy=roundtrip.proxy_url(f"http://127.0.0.1:{proxy.port}"))
     with pytest.raises(roundtrip.ProxyError, match="sent data after its CONNECT response"):
-        get(t, "https://origin.test/")
+        status_and_body(t, "https://origin.test/")
 
 
 @pytest.mark.parametrize("drip", [False, True], ids=["whole", "byte_at_a_time"])
@@ -475,7 +471,7 @@ def test_connect_response_with_fields_and_informational_heads(make_transport, se
     answer = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 Connection established\r\nProxy-Agent: scripted\r\nContent-Length: 0\r\n\r\n"
     proxy = server(tunnel_handler(connects, answer, drip=drip))
     t = make_transport(proxy=roundtrip.proxy_url(f"http://127.0.0.1:{proxy.port}"), ssl_context=certs.client_context())
-    assert get(t, origin.url("/", scheme="https")) == (200, b"secure")
+    assert status_and_body(t, origin.url("/", scheme="https")) == (200, b"secure")
     assert len(connects) == 1
 
 
@@ -486,7 +482,7 @@ def test_proxy_handshake_of_a_request_without_context_is_bounded(make_transport,
     t = make_transport(proxy=roundtrip.proxy_url(f"http://127.0.0.1:{proxy.port}"))
     started = time.monotonic()
     with pytest.raises(roundtrip.ConnectTimeout, match="did not answer"):
-        get(t, "https://origin.test/")
+        status_and_body(t, "https://origin.test/")
     assert time.monotonic() - started < 3
 
 
@@ -501,7 +497,7 @@ def test_silent_proxy_is_bounded_by_the_context_deadline(make_transport, server,
     t = make_transport(proxy=roundtrip.proxy_url(f"{scheme}://127.0.0.1:{proxy.port}"))
     started = time.monotonic()
     with pytest.raises(roundtrip.DeadlineExceeded):
-        get(t, "https://origin.test/", context=roundtrip.Context(timeout=0.3))
+        status_and_body(t, "https://origin.test/", context=roundtrip.Context(timeout=0.3))
     assert time.monotonic() - started < 3  # 0.3 s and a dial tick, on a busy machine
     proxy.close()
     assert closed == [True]  # the dial gave up and closed its socket
@@ -516,7 +512,7 @@ def test_silent_proxy_is_bounded_by_cancel(make_transport, server):
     started = time.monotonic()
     try:
         with pytest.raises(roundtrip.Cancelled):
-            get(t, "https://origin.test/", context=context)
+            status_and_body(t, "https://origin.test/", context=context)
     finally:
         timer.join()
     assert time.monotonic() - started < 3
@@ -539,7 +535,7 @@ def test_socks_request_names_the_target_as_the_scheme_asks(make_transport, serve
     records: list[SocksRecord] = []
     proxy = server(socks_handler(records, respond_with=respond(200, b"socks")))
     t = make_transport(proxy=roundtrip.proxy_url(f"{scheme}://127.0.0.1:{proxy.port}"))
-    assert get(t, url.format(port=8081)) == (200, b"socks")
+    assert status_and_body(t, url.format(port=8081)) == (200, b"socks")
     record = records[0]
     assert (record.methods, record.address_type, record.address, record.port) == (b"\x00", address_type, address, 8081)
     assert record.credentials is None
@@ -551,7 +547,7 @@ def test_socks_credentials_follow_rfc_1929(make_transport, server, drip):
     records: list[SocksRecord] = []
     proxy = server(socks_handler(records, respond_with=respond(200, b"socks"), drip=drip))
     t = make_transport(proxy=roundtrip.proxy_url(f"socks5h://%C3%A9mile:p%3Ass@127.0.0.1:{proxy.port}"))
-    assert get(t, "http://origin.test/") == (200, b"socks")
+    assert status_and_body(t, "http://origin.test/") == (200, b"socks")
     assert records[0].methods == b"\x00\x02"
     assert records[0].credentials == ("émile".encode(), b"p:ss")
     assert proxy.received[0].header("proxy-authorization") is None
@@ -561,7 +557,7 @@ def test_socks_server_choosing_no_auth_skips_credentials(make_transport, server)
     records: list[SocksRecord] = []
     proxy = server(socks_handler(records, method=0, respond_with=respond(200, b"socks")))
     t = make_transport(proxy=roundtrip.proxy_url(f"socks5://u:p@127.0.0.1:{proxy.port}"))
-    assert get(t, "http://127.0.0.1:9/") == (200, b"socks")
+    assert status_and_body(t, "http://127.0.0.1:9/") == (200, b"socks")
     assert records[0].credentials is None
 
 
@@ -584,7 +580,7 @@ def test_socks_refusals_name_the_rfc_1928_reply(make_transport, server, reply, m
     proxy = server(socks_handler(records, reply=reply))
     t = make_transport(proxy=roundtrip.proxy_url(f"socks5h://127.0.0.1:{proxy.port}"))
     with pytest.raises(roundtrip.ProxyError) as info:
-        get(t, "http://origin.test:8080/")
+        status_and_body(t, "http://origin.test:8080/")
     assert meaning in str(info.value) and "origin.test:8080" in str(info.value)
     assert t.pool_stats()["total"]["idle"] == 0
 
@@ -593,7 +589,7 @@ def test_socks_authentication_failure(make_transport, server):
     proxy = server(socks_handler([], auth_status=1))
     t = make_transport(proxy=roundtrip.proxy_url(f"socks5://u:wrong@127.0.0.1:{proxy.port}"))
     with pytest.raises(roundtrip.ProxyError, match="rejected the username and password"):
-        get(t, "http://127.0.0.1:9/")
+        status_and_body(t, "http://127.0.0.1:9/")
 
 
 def test_socks_server_closing_mid_handshake(make_transport, server):
@@ -604,7 +600,7 @@ def test_socks_server_closing_mid_handshake(make_transport, server):
     proxy = server(handler)
     t = make_transport(proxy=roundtrip.proxy_url(f"socks5://127.0.0.1:{proxy.port}"))
     with pytest.raises(roundtrip.ProxyError, match="closed the connection during the handshake"):
-        get(t, "http://127.0.0.1:9/")
+        status_and_body(t, "http://127.0.0.1:9/")
 
 
 def test_socks_server_speaking_another_protocol(make_transport, server):
@@ -615,7 +611,7 @@ def test_socks_server_speaking_another_protocol(make_transport, server):
     proxy = server(handler)
     t = make_transport(proxy=roundtrip.proxy_url(f"socks5://127.0.0.1:{proxy.port}"))
     with pytest.raises(roundtrip.ProxyError, match="protocol version"):
-        get(t, "http://127.0.0.1:9/")
+        status_and_body(t, "http://127.0.0.1:9/")
 
 
 def test_unreachable_proxy_is_a_connect_error(make_transport):
@@ -624,5 +620,5 @@ def test_unreachable_proxy_is_a_connect_error(make_transport):
         port = sock.getsockname()[1]  # bound, not listening: refused
         t = make_transport(proxy=roundtrip.proxy_url(f"http://127.0.0.1:{port}"))
         with pytest.raises(roundtrip.ConnectError) as info:
-            get(t, "https://origin.test/")
+            status_and_body(t, "https://origin.test/")
     assert not isinstance(info.value, roundtrip.ProxyError)

@@ -3,13 +3,12 @@ custom choosers. Nothing here needs a real proxy: a ``dial`` option records what
 
 from __future__ import annotations
 
-import socket
-import threading
 from typing import Any
 
 import pytest
 
 import roundtrip
+from helpers import RecordingDial
 from servers import keep_alive_handler
 
 PROXY_VARS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "REQUEST_METHOD")
@@ -24,20 +23,6 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 def chosen(url: str) -> Any:
     return roundtrip.proxy_from_environment(roundtrip.Request("GET", url))
-
-
-class RedirectingDial:
-    """A ``dial`` that records the (host, port) asked for and connects to ``port`` on 127.0.0.1."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.calls: list[tuple[str, int]] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, host: str, port: int, timeout: Any) -> socket.socket:
-        with self.lock:
-            self.calls.append((host, port))
-        return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
 
 
 # -- NO_PROXY -----------------------------------------------------------------------------------
@@ -208,7 +193,7 @@ def test_direct_call_reads_the_environment_now(clean_environment):
 
 def test_transport_keeps_the_environment_it_was_built_with(clean_environment, make_transport, server):
     srv = server(keep_alive_handler(b"via proxy"))
-    dial = RedirectingDial(srv.port)
+    dial = RecordingDial(srv.port)
     clean_environment.setenv("HTTP_PROXY", "http://proxy.test:3128")
     t = make_transport(dial=dial)
     clean_environment.delenv("HTTP_PROXY")
@@ -222,7 +207,7 @@ def test_transport_keeps_the_environment_it_was_built_with(clean_environment, ma
 
 def test_transport_ignores_proxy_variables_set_after_it_was_built(clean_environment, make_transport, server):
     srv = server(keep_alive_handler(b"direct"))
-    dial = RedirectingDial(srv.port)
+    dial = RecordingDial(srv.port)
     t = make_transport(dial=dial)
     clean_environment.setenv("HTTP_PROXY", "http://proxy.test:3128")
     with t.round_trip(roundtrip.Request("GET", "http://origin.test/x")) as resp:
@@ -233,7 +218,7 @@ def test_transport_ignores_proxy_variables_set_after_it_was_built(clean_environm
 
 def test_transport_applies_no_proxy_from_its_snapshot(clean_environment, make_transport, server):
     srv = server(keep_alive_handler(b"direct"))
-    dial = RedirectingDial(srv.port)
+    dial = RecordingDial(srv.port)
     clean_environment.setenv("HTTP_PROXY", "http://proxy.test:3128")
     clean_environment.setenv("NO_PROXY", ".internal.test")
     t = make_transport(dial=dial)
@@ -245,7 +230,7 @@ def test_transport_applies_no_proxy_from_its_snapshot(clean_environment, make_tr
 
 def test_proxy_none_never_uses_the_environment(clean_environment, make_transport, server):
     srv = server(keep_alive_handler(b"direct"))
-    dial = RedirectingDial(srv.port)
+    dial = RecordingDial(srv.port)
     clean_environment.setenv("HTTP_PROXY", "http://proxy.test:3128")
     t = make_transport(proxy=None, dial=dial)
     with t.round_trip(roundtrip.Request("GET", "http://origin.test/x")) as resp:

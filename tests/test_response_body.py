@@ -10,6 +10,7 @@ import pytest
 
 import roundtrip
 
+from helpers import send
 from servers import keep_alive_handler, respond
 
 WAIT = 5.0
@@ -29,10 +30,6 @@ def scripted(*replies: bytes, close: bool = False):
     return handler
 
 
-def get(transport, url, method="GET"):
-    return transport.round_trip(roundtrip.Request(method, url))
-
-
 def idle_active(transport):
     total = transport.pool_stats()["total"]
     return total["idle"], total["active"]
@@ -46,7 +43,7 @@ CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 def test_content_length_body(transport, server):
     srv = server(scripted(respond(200, b"exactly twenty bytes")))
-    with get(transport, srv.url()) as resp:
+    with send(transport, srv.url()) as resp:
         assert resp.content_length == 20
         assert resp.read() == b"exactly twenty bytes"
         assert resp.read() == b""
@@ -55,7 +52,7 @@ def test_content_length_body(transport, server):
 def test_chunked_body_with_trailers(transport, server):
     body = b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-Checksum: abc\r\nX-Other: 1\r\n\r\n"
     srv = server(scripted(CHUNKED_HEAD + body))
-    with get(transport, srv.url()) as resp:
+    with send(transport, srv.url()) as resp:
         assert resp.content_length is None
         assert len(resp.trailers) == 0
         assert resp.read() == b"hello, world"
@@ -75,14 +72,14 @@ def test_chunked_body_arriving_one_byte_at_a_time(transport, server):
         conn.wait_closed()
 
     srv = server(handler)
-    with get(transport, srv.url()) as resp:
+    with send(transport, srv.url()) as resp:
         assert resp.read() == b"abcde"
     assert idle_active(transport) == (1, 0)
 
 
 def test_http10_body_is_read_until_close(transport, server):
     srv = server(scripted(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end", close=True))
-    with get(transport, srv.url()) as resp:
+    with send(transport, srv.url()) as resp:
         assert resp.http_version == "HTTP/1.0"
         assert resp.content_length is None
         assert resp.read() == b"until the end"
@@ -91,7 +88,7 @@ def test_http10_body_is_read_until_close(transport, server):
 
 def test_http11_body_without_length_is_read_until_close(transport, server):
     srv = server(scripted(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"z" * 100000, close=True))
-    with get(transport, srv.url()) as resp:
+    with send(transport, srv.url()) as resp:
         assert resp.http_version == "HTTP/1.1"
         assert resp.content_length is None
         assert resp.read() == b"z" * 100000
@@ -101,10 +98,10 @@ def test_http11_body_without_length_is_read_until_close(transport, server):
 def test_head_response_is_empty_whatever_content_length_says(transport, server):
     head = b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n"
     srv = server(scripted(head, respond(200, b"next")))
-    with get(transport, srv.url(), "HEAD") as resp:
+    with send(transport, srv.url(), "HEAD") as resp:
         assert resp.read() == b""
         assert resp.headers["content-length"] == "1234"
-    with get(transport, srv.url()) as resp:
+    with send(transport, srv.url()) as resp:
         assert resp.read() == b"next"
     assert srv.accepted == 1
 
@@ -115,17 +112,17 @@ def test_no_content_statuses_have_an_empty_body_whatever_the_headers_say(transpo
     chunked = f"HTTP/1.1 {status} X\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
     srv = server(scripted(lying, chunked, respond(200, b"after")))
     for _ in range(2):
-        with get(transport, srv.url()) as resp:
+        with send(transport, srv.url()) as resp:
             assert resp.status_code == status
             assert resp.read() == b""
-    with get(transport, srv.url()) as resp:
+    with send(transport, srv.url()) as resp:
         assert resp.read() == b"after"
     assert srv.accepted == 1
 
 
 def test_1xx_responses_are_skipped_before_the_final_one(transport, server):
     srv = server(scripted(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n" + respond(200, b"final")))
-    with get(transport, srv.url()) as resp:
+    with send(transport, srv.url()) as resp:
         assert resp.status_code == 200
         assert resp.read() == b"final"
 
@@ -135,7 +132,7 @@ def test_1xx_responses_are_skipped_before_the_final_one(transport, server):
 
 def test_read_amt_returns_pieces_then_empty(transport, server):
     srv = server(scripted(respond(200, b"0123456789")))
-    with get(transport, srv.url()) as resp:
+    with send(transport, srv.url()) as resp:
         assert resp.read(3) == b"012"
         assert resp.read(0) == b""
         assert resp.read(4) == b"3456"
@@ -146,7 +143,7 @@ def test_read_amt_returns_pieces_then_empty(transport, server):
 
 def test_read_amt_on_chunked_body(transport, server):
     srv = server(scripted(CHUNKED_HEAD + b"4\r\nabcd\r\n4\r\nefgh\r\n0\r\n\r\n"))
-    with get(transport, srv.url()) as resp:
+    with send(transport, srv.url()) as resp:
         pieces = []
         while True:
             piece = resp.read(3)
@@ -159,7 +156,7 @@ def test_read_amt_on_chunked_body(transport, server):
 
 def test_trailers_are_filled_when_reading_in_pieces_reaches_the_end(transport, server):
     srv = server(scripted(CHUNKED_HEAD + b"4\r\nabcd\r\n0\r\nX-Sum: 9\r\n\r\n"))
-    with get(transport, srv.url()) as resp:
+    with send(transport, srv.url()) as resp:
         data = b""
         while True:
             piece = resp.read(3)
@@ -173,11 +170,11 @@ def test_trailers_are_filled_when_reading_in_pieces_reaches_the_end(transport, s
 def test_finished_response_reads_nothing_from_the_next_response_on_its_connection(transport, server):
     second = CHUNKED_HEAD + b"6\r\nsecond\r\n0\r\n\r\n"
     srv = server(scripted(respond(200, b"first"), second, respond(200, b"third")))
-    first = get(transport, srv.url())
+    first = send(transport, srv.url())
     assert first.read() == b"first"
-    second = get(transport, srv.url())
+    second = send(transport, srv.url())
     assert second.read() == b"second"
-    third = get(transport, srv.url())
+    third = send(transport, srv.url())
     assert first.read() == b"" and first.read(3) == b""
     assert second.read() == b"" and second.read(3) == b""
     assert third.read() == b"third"
@@ -189,7 +186,7 @@ def test_finished_response_reads_nothing_from_the_next_response_on_its_connectio
 def test_iter_bytes_yields_bounded_pieces(transport, server):
     data = bytes(range(256)) * 40
     srv = server(scripted(respond(200, data)))
-    with get(transport, srv.url()) as resp:
+    with send(transport, srv.url()) as resp:
         pieces = list(resp.iter_bytes(1000))
     assert b"".join(pieces) == data
     assert all(0 < len(p) <= 1000 for p in pieces)
@@ -197,7 +194,7 @@ def test_iter_bytes_yields_bounded_pieces(transport, server):
 
 def test_iter_bytes_default_chunk_size_on_chunked_body(transport, server):
     srv = server(scripted(CHUNKED_HEAD + b"3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n"))
-    with get(transport, srv.url()) as resp:
+    with send(transport, srv.url()) as resp:
         assert b"".join(resp.iter_bytes()) == b"abcdef"
 
 
@@ -221,7 +218,7 @@ def test_response_attributes(transport, server):
 
 def test_connection_is_idle_once_the_read_returning_the_last_byte_returns(transport, server):
     srv = server(scripted(respond(200, b"0123456789")))
-    resp = get(transport, srv.url())
+    resp = send(transport, srv.url())
     assert idle_active(transport) == (0, 1)
     assert resp.read(4) == b"0123"
     assert idle_active(transport) == (0, 1)
@@ -233,7 +230,7 @@ def test_connection_is_idle_once_the_read_returning_the_last_byte_returns(transp
 
 def test_connection_is_idle_once_a_full_read_returns(transport, server):
     srv = server(scripted(respond(200, b"x" * 200000)))
-    resp = get(transport, srv.url())
+    resp = send(transport, srv.url())
     assert idle_active(transport) == (0, 1)
     assert len(resp.read()) == 200000
     assert idle_active(transport) == (1, 0)
@@ -242,7 +239,7 @@ def test_connection_is_idle_once_a_full_read_returns(transport, server):
 
 def test_connection_is_idle_once_the_last_chunk_is_read(transport, server):
     srv = server(scripted(CHUNKED_HEAD + b"5\r\nhello\r\n0\r\n\r\n"))
-    resp = get(transport, srv.url())
+    resp = send(transport, srv.url())
     assert idle_active(transport) == (0, 1)
     assert resp.read() == b"hello"
     assert idle_active(transport) == (1, 0)
@@ -251,7 +248,7 @@ def test_connection_is_idle_once_the_last_chunk_is_read(transport, server):
 
 def test_empty_body_releases_the_connection_at_once(transport, server):
     srv = server(scripted(respond(204)))
-    resp = get(transport, srv.url())
+    resp = send(transport, srv.url())
     assert idle_active(transport) == (1, 0)
     resp.close()
 
@@ -266,7 +263,7 @@ def test_close_before_the_end_closes_the_connection(transport, server):
             saw_close.set()
 
     srv = server(handler)
-    resp = get(transport, srv.url())
+    resp = send(transport, srv.url())
     assert resp.read(5) == b"aaaaa"
     resp.close()
     assert resp.closed
@@ -284,7 +281,7 @@ def test_close_without_reading_closes_the_connection(transport, server):
             saw_close.set()
 
     srv = server(handler)
-    with get(transport, srv.url()):
+    with send(transport, srv.url()):
         pass
     assert idle_active(transport) == (0, 0)
     assert saw_close.wait(WAIT)
@@ -292,7 +289,7 @@ def test_close_without_reading_closes_the_connection(transport, server):
 
 def test_reading_after_close_raises_response_closed(transport, server):
     srv = server(scripted(respond(200, b"data")))
-    resp = get(transport, srv.url())
+    resp = send(transport, srv.url())
     resp.close()
     with pytest.raises(roundtrip.ResponseClosed):
         resp.read()
@@ -305,7 +302,7 @@ def test_reading_after_close_raises_response_closed(transport, server):
 
 def test_reading_after_the_context_manager_raises_response_closed(transport, server):
     srv = server(scripted(respond(200, b"data")))
-    with get(transport, srv.url()) as resp:
+    with send(transport, srv.url()) as resp:
         pass
     assert resp.closed
     with pytest.raises(roundtrip.ResponseClosed):
@@ -317,7 +314,7 @@ def test_reading_after_the_context_manager_raises_response_closed(transport, ser
 
 def test_truncated_content_length_body_raises_incomplete_body(transport, server):
     srv = server(scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this", close=True))
-    with get(transport, srv.url()) as resp:
+    with send(transport, srv.url()) as resp:
         with pytest.raises(roundtrip.IncompleteBody):
             resp.read()
     assert idle_active(transport) == (0, 0)
@@ -325,7 +322,7 @@ def test_truncated_content_length_body_raises_incomplete_body(transport, server)
 
 def test_truncated_content_length_body_read_in_pieces_raises_incomplete_body(transport, server):
     srv = server(scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this", close=True))
-    with get(transport, srv.url()) as resp:
+    with send(transport, srv.url()) as resp:
         with pytest.raises(roundtrip.IncompleteBody):
             while resp.read(4):
                 pass
@@ -334,7 +331,7 @@ def test_truncated_content_length_body_read_in_pieces_raises_incomplete_body(tra
 
 def test_truncated_chunked_body_raises_incomplete_body(transport, server):
     srv = server(scripted(CHUNKED_HEAD + b"5\r\nhello\r\n", close=True))
-    with get(transport, srv.url()) as resp:
+    with send(transport, srv.url()) as resp:
         with pytest.raises(roundtrip.IncompleteBody):
             resp.read()
     assert idle_active(transport) == (0, 0)
@@ -342,7 +339,7 @@ def test_truncated_chunked_body_raises_incomplete_body(transport, server):
 
 def test_chunked_body_cut_inside_a_chunk_raises_incomplete_body(transport, server):
     srv = server(scripted(CHUNKED_HEAD + b"a\r\nhel", close=True))
-    with get(transport, srv.url()) as resp:
+    with send(transport, srv.url()) as resp:
         with pytest.raises(roundtrip.IncompleteBody):
             resp.read()
 
@@ -353,7 +350,7 @@ def test_incomplete_body_is_a_protocol_error():
 
 def test_malformed_chunk_size_raises_protocol_error(transport, server):
     srv = server(scripted(CHUNKED_HEAD + b"zz\r\nhello\r\n0\r\n\r\n"))
-    with get(transport, srv.url()) as resp:
+    with send(transport, srv.url()) as resp:
         with pytest.raises(roundtrip.ProtocolError):
             resp.read()
     assert idle_active(transport) == (0, 0)
@@ -366,7 +363,7 @@ def test_malformed_chunk_size_raises_protocol_error(transport, server):
 def test_malformed_status_line_raises_protocol_error(transport, server, status_line):
     srv = server(scripted(status_line + b"\r\nContent-Length: 0\r\n\r\n"))
     with pytest.raises(roundtrip.ProtocolError):
-        get(transport, srv.url())
+        send(transport, srv.url())
     assert idle_active(transport) == (0, 0)
 
 
@@ -378,7 +375,7 @@ def test_malformed_status_line_raises_protocol_error(transport, server, status_l
 def test_bad_content_length_raises_protocol_error(transport, server, fields):
     srv = server(scripted(b"HTTP/1.1 200 OK\r\n" + fields + b"\r\n\r\nhello"))
     with pytest.raises(roundtrip.ProtocolError):
-        with get(transport, srv.url()) as resp:
+        with send(transport, srv.url()) as resp:
             resp.read()
     assert idle_active(transport) == (0, 0)
 
@@ -386,16 +383,16 @@ def test_bad_content_length_raises_protocol_error(transport, server, fields):
 def test_bytes_after_the_body_keep_the_connection_out_of_the_pool(transport, server):
     extra = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale"
     srv = server([scripted(respond(200, b"abc") + extra), keep_alive_handler(b"fresh")])
-    with get(transport, srv.url()) as resp:
+    with send(transport, srv.url()) as resp:
         assert resp.read() == b"abc"
-    with get(transport, srv.url()) as resp:
+    with send(transport, srv.url()) as resp:
         assert resp.read() == b"fresh"
     assert srv.accepted == 2
 
 
 def test_until_close_body_read_in_pieces(transport, server):
     srv = server(scripted(b"HTTP/1.0 200 OK\r\n\r\n0123456789", close=True))
-    with get(transport, srv.url()) as resp:
+    with send(transport, srv.url()) as resp:
         pieces = []
         while True:
             piece = resp.read(3)
@@ -409,12 +406,12 @@ def test_until_close_body_read_in_pieces(transport, server):
 def test_head_cut_short_raises_protocol_error(transport, server):
     srv = server(scripted(b"HTTP/1.1 200 OK\r\nContent-Le", close=True))
     with pytest.raises(roundtrip.ProtocolError):
-        get(transport, srv.url())
+        send(transport, srv.url())
 
 
 def test_status_without_reason_is_accepted(transport, server):
     srv = server(scripted(b"HTTP/1.1 200 \r\nContent-Length: 2\r\n\r\nok"))
-    with get(transport, srv.url()) as resp:
+    with send(transport, srv.url()) as resp:
         assert resp.status_code == 200
         assert resp.reason == ""
         assert resp.read() == b"ok"
@@ -422,7 +419,7 @@ def test_status_without_reason_is_accepted(transport, server):
 
 def test_error_statuses_are_normal_responses(transport, server):
     srv = server(scripted(respond(503, b"down", reason="Service Unavailable")))
-    with get(transport, srv.url()) as resp:
+    with send(transport, srv.url()) as resp:
         assert resp.status_code == 503
         assert resp.reason == "Service Unavailable"
         assert resp.read() == b"down"

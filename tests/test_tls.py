@@ -12,6 +12,7 @@ import pytest
 
 import roundtrip
 
+from helpers import RecordingDial, status_and_body
 from servers import keep_alive_handler, respond
 
 trustme = pytest.importorskip("trustme")
@@ -79,26 +80,10 @@ def https_server(server, tls):
     return start
 
 
-def fetch(transport, url, method="GET", **kwargs):
-    with transport.round_trip(roundtrip.Request(method, url, **kwargs)) as resp:
-        return resp.status_code, resp.read()
-
-
-def redirect_dial(srv, seen=None):
-    """A dial that connects every name to the scripted server."""
-
-    def dial(host, port, timeout):
-        if seen is not None:
-            seen.append((host, port))
-        return socket.create_connection(("127.0.0.1", srv.port), timeout=timeout)
-
-    return dial
-
-
 def test_https_get_with_the_ca_in_ssl_context(make_transport, https_server, client_ctx):
     srv = https_server()
     t = make_transport(ssl_context=client_ctx)
-    assert fetch(t, srv.url("/s", scheme="https")) == (200, b"secure")
+    assert status_and_body(t, srv.url("/s", scheme="https")) == (200, b"secure")
     assert srv.received[0].request_line == "GET /s HTTP/1.1"
     assert srv.received[0].header("Host") == f"127.0.0.1:{srv.port}"
     assert set(t.pool_stats()) == {f"https://127.0.0.1:{srv.port}", "total"}
@@ -107,7 +92,7 @@ def test_https_get_with_the_ca_in_ssl_context(make_transport, https_server, clie
 def test_verification_is_on_by_default(transport, https_server, tls):
     srv = https_server()
     with pytest.raises(roundtrip.TLSError) as info:
-        fetch(transport, srv.url(scheme="https"))
+        status_and_body(transport, srv.url(scheme="https"))
     assert isinstance(info.value, roundtrip.ConnectError)
     assert transport.pool_stats() == {"total": {"idle": 0, "active": 0, "dialing": 0, "waiting": 0}}
     assert tls.failed.wait(WAIT)
@@ -116,35 +101,35 @@ def test_verification_is_on_by_default(transport, https_server, tls):
 
 def test_wrong_hostname_is_refused(make_transport, https_server, client_ctx, tls):
     srv = https_server()
-    t = make_transport(ssl_context=client_ctx, dial=redirect_dial(srv))
+    t = make_transport(ssl_context=client_ctx, dial=RecordingDial(srv.port))
     with pytest.raises(roundtrip.TLSError):
-        fetch(t, f"https://wrong.test:{srv.port}/")
+        status_and_body(t, f"https://wrong.test:{srv.port}/")
     assert tls.failed.wait(WAIT)
     assert srv.received == []
 
 
 def test_certificate_names_are_accepted(make_transport, https_server, client_ctx):
     srv = https_server()
-    t = make_transport(ssl_context=client_ctx, dial=redirect_dial(srv))
+    t = make_transport(ssl_context=client_ctx, dial=RecordingDial(srv.port))
     for name in ("example.test", "EXAMPLE.test", "localhost"):
-        assert fetch(t, f"https://{name}:{srv.port}/") == (200, b"secure")
+        assert status_and_body(t, f"https://{name}:{srv.port}/") == (200, b"secure")
 
 
 def test_sni_carries_the_url_host(make_transport, https_server, client_ctx, tls):
     srv = https_server()
-    seen: list = []
-    t = make_transport(ssl_context=client_ctx, dial=redirect_dial(srv, seen))
-    assert fetch(t, "https://example.test/") == (200, b"secure")
+    dial = RecordingDial(srv.port)
+    t = make_transport(ssl_context=client_ctx, dial=dial)
+    assert status_and_body(t, "https://example.test/") == (200, b"secure")
     assert tls.sni == ["example.test"]
-    assert seen == [("example.test", 443)]
+    assert dial.calls == [("example.test", 443)]
     assert srv.received[0].header("Host") == "example.test"
     assert set(t.pool_stats()) == {"https://example.test:443", "total"}
 
 
 def test_sni_is_not_changed_by_a_host_header(make_transport, https_server, client_ctx, tls):
     srv = https_server()
-    t = make_transport(ssl_context=client_ctx, dial=redirect_dial(srv))
-    fetch(t, f"https://example.test:{srv.port}/", headers={"Host": "virtual.example"})
+    t = make_transport(ssl_context=client_ctx, dial=RecordingDial(srv.port))
+    status_and_body(t, f"https://example.test:{srv.port}/", headers={"Host": "virtual.example"})
     assert tls.sni == ["example.test"]
     assert srv.received[0].header("Host") == "virtual.example"
 
@@ -153,7 +138,7 @@ def test_keep_alive_over_tls(make_transport, https_server, client_ctx, tls):
     srv = https_server()
     t = make_transport(ssl_context=client_ctx)
     for _ in range(5):
-        assert fetch(t, srv.url(scheme="https")) == (200, b"secure")
+        assert status_and_body(t, srv.url(scheme="https")) == (200, b"secure")
     assert srv.accepted == 1
     assert tls.handshakes == 1
     assert t.pool_stats()["total"]["idle"] == 1
@@ -183,7 +168,7 @@ def upload_round_trip(make_transport, https_server, client_ctx, bodies):
     t = make_transport(ssl_context=client_ctx)
     trace = roundtrip.Trace(wrote_headers=lambda: head_read.wait(WAIT))
     for name, (body, expected) in bodies.items():
-        assert fetch(t, srv.url(scheme="https"), "POST", body=body, trace=trace) == (200, expected), name
+        assert status_and_body(t, srv.url(scheme="https"), "POST", body=body, trace=trace) == (200, expected), name
     assert srv.accepted == 1
 
 
@@ -223,8 +208,8 @@ def test_large_response_body_over_tls(make_transport, https_server, client_ctx):
 
     srv = https_server(handler)
     t = make_transport(ssl_context=client_ctx)
-    assert fetch(t, srv.url(scheme="https")) == (200, data)
-    assert fetch(t, srv.url(scheme="https")) == (200, data)
+    assert status_and_body(t, srv.url(scheme="https")) == (200, data)
+    assert status_and_body(t, srv.url(scheme="https")) == (200, data)
     assert srv.accepted == 1
 
 
@@ -266,14 +251,14 @@ def test_plain_http_server_on_an_https_url_is_a_tls_error(make_transport, server
     srv = server(plain)
     t = make_transport(ssl_context=client_ctx)
     with pytest.raises(roundtrip.TLSError):
-        fetch(t, srv.url(scheme="https"))
+        status_and_body(t, srv.url(scheme="https"))
 
 
 def test_http_and_https_have_different_pool_keys(make_transport, server, https_server, client_ctx):
     plain = server(keep_alive_handler(b"plain"))
     secure = https_server()
     t = make_transport(ssl_context=client_ctx)
-    fetch(t, plain.url())
-    fetch(t, secure.url(scheme="https"))
+    status_and_body(t, plain.url())
+    status_and_body(t, secure.url(scheme="https"))
     keys = set(t.pool_stats()) - {"total"}
     assert keys == {f"http://127.0.0.1:{plain.port}", f"https://127.0.0.1:{secure.port}"}

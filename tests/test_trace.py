@@ -7,7 +7,6 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
-import time
 from typing import Any, Callable, Optional
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 import roundtrip
 from roundtrip import Request, Trace
 
+from helpers import send, wait_until
 from servers import ClientGone, ScriptedConnection, keep_alive_handler, respond
 
 HOOK_NAMES = (
@@ -100,15 +100,10 @@ FRESH = ["get_conn", "connect_start", "connect_done", "got_conn", "wrote_headers
 REUSED = ["get_conn", "got_conn", "wrote_headers", "wrote_request", "got_first_response_byte", "put_idle_conn"]
 
 
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)
-
-
 def get(transport: roundtrip.Transport, url: str, rec: Recorder, body: Any = None) -> bytes:
-    with transport.round_trip(Request("GET" if body is None else "POST", url, body=body, trace=rec.trace)) as resp:
+    """``fetch`` that also records when the read returned: inside the response's lifetime, so
+    the order of that moment and ``put_idle_conn`` is seen."""
+    with send(transport, url, "GET" if body is None else "POST", body=body, trace=rec.trace) as resp:
         data = resp.read()
         rec.calls.append(("read_returned", (), threading.get_ident()))
         return data

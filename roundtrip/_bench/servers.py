@@ -29,9 +29,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
-__all__ = ("BODIES", "POST_REPLY", "BenchServer", "NginxServer", "PythonServer", "start_server", "find_nginx")
+__all__ = ("BODIES", "POST_REPLY", "BenchServer", "NginxServer", "PythonServer", "start_server", "find_nginx", "free_port", "wait_listening")
 
 BODIES = {
     "/small": b"Hello, World!",
@@ -41,6 +41,10 @@ BODIES = {
 POST_REPLY = b"ok"
 START_TIMEOUT = 10.0
 
+# What the tests read from the access log: which connection (and its how-many-th request) served
+# each request, so keep-alive can be checked as nginx itself saw it.
+ACCESS_LOG_FORMAT = "$connection $connection_requests $request_method $request_uri $status $request_length"
+
 NGINX_CONF = """\
 {user}worker_processes 1;
 daemon off;
@@ -49,7 +53,7 @@ pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
-    access_log off;
+    {access_log}
     client_body_temp_path {prefix}/body;
     proxy_temp_path {prefix}/proxy;
     fastcgi_temp_path {prefix}/fastcgi;
@@ -64,10 +68,17 @@ http {{
     server {{
         listen 127.0.0.1:{port} backlog=1024;
         root {prefix}/www;
-        location = /post {{ client_max_body_size 64m; return 200 "ok"; }}
+        location = /post {{ client_max_body_size 64m; return 200 "{post_reply}"; }}
+{locations}
     }}
 }}
 """
+
+
+def _nginx_string(data: bytes) -> str:
+    """``data`` inside an nginx double-quoted string (its escapes: backslash, quote, newline)."""
+    text = data.decode("latin-1")
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def find_nginx() -> Optional[str]:
@@ -80,13 +91,16 @@ def find_nginx() -> Optional[str]:
     return binary
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def _wait_listening(port: int, alive: "callable[[], bool]", what: str) -> None:  # type: ignore[valid-type]
+def wait_listening(port: int, alive: Callable[[], bool], what: str) -> None:
+    """Return once 127.0.0.1:``port`` accepts a connection; RuntimeError if ``alive()`` turns
+    false (the process died) or START_TIMEOUT passes first."""
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         try:
@@ -121,27 +135,53 @@ class BenchServer:
 
 
 class NginxServer(BenchServer):
-    """nginx with a private prefix in a temporary directory: 1 worker, access log off,
-    keep-alive for (practically) ever."""
+    """nginx with a private prefix (a temporary directory unless ``prefix`` is given): 1 worker,
+    keep-alive for (practically) ever, access log off.
+
+    The test suite runs the same nginx with more on it; a subclass sets these:
+    ``bodies`` (URL path to the bytes of a static file), ``post_reply`` (the body /post answers),
+    ``locations`` (further ``location`` blocks), ``log_requests`` (an access log in
+    ``ACCESS_LOG_FORMAT``, read back with ``access_log()``).
+    """
 
     kind = "nginx"
+    bodies: dict[str, bytes] = BODIES
+    post_reply: bytes = POST_REPLY
+    locations = ""
+    log_requests = False
 
-    def __init__(self, binary: Optional[str] = None) -> None:
+    def __init__(self, binary: Optional[str] = None, prefix: Optional[Path] = None) -> None:
         binary = binary or find_nginx()
         if binary is None:
             raise FileNotFoundError("nginx is not installed")
-        self.prefix = Path(tempfile.mkdtemp(prefix="roundtrip-bench-nginx-"))
-        self.port = _free_port()
+        self._own_prefix = prefix is None
+        self.prefix = Path(tempfile.mkdtemp(prefix="roundtrip-bench-nginx-")) if prefix is None else prefix
+        self.port = free_port()
         www = self.prefix / "www"
-        www.mkdir()
+        www.mkdir(parents=True)
         for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (self.prefix / name).mkdir()
-        for path, data in BODIES.items():
-            (www / path.lstrip("/")).write_bytes(data)
+        for path, data in self.bodies.items():
+            file = www / path.lstrip("/")
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.write_bytes(data)
         # As root, nginx's workers would run as "nobody", which cannot read our 0700 prefix.
         user = "user root;\n" if os.geteuid() == 0 else ""
+        if self.log_requests:
+            access_log = f"log_format probe '{ACCESS_LOG_FORMAT}';\n    access_log {self.prefix}/access.log probe;"
+        else:
+            access_log = "access_log off;"
         conf = self.prefix / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(user=user, prefix=self.prefix, port=self.port))
+        conf.write_text(
+            NGINX_CONF.format(
+                user=user,
+                prefix=self.prefix,
+                port=self.port,
+                access_log=access_log,
+                post_reply=_nginx_string(self.post_reply),
+                locations=self.locations,
+            )
+        )
         version = subprocess.run([binary, "-v"], capture_output=True, text=True).stderr.strip()
         self.description = version.replace("nginx version: ", "") or "nginx"
         self._stderr = open(self.prefix / "stderr.log", "wb")
@@ -152,10 +192,21 @@ class NginxServer(BenchServer):
             stderr=self._stderr,
         )
         try:
-            _wait_listening(self.port, lambda: self.process.poll() is None, "nginx")
+            wait_listening(self.port, lambda: self.process.poll() is None, "nginx")
         except RuntimeError as exc:
             self.stop()
             raise RuntimeError(f"{exc}: {self._log()}") from None
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def access_log(self) -> list[list[str]]:
+        """The access log so far, each line split into the fields of ``ACCESS_LOG_FORMAT``
+        (empty unless ``log_requests``). nginx writes a line once it has sent the response."""
+        path = self.prefix / "access.log"
+        if not path.exists():
+            return []
+        return [line.split() for line in path.read_text().splitlines()]
 
     def _log(self) -> str:
         parts = []
@@ -176,7 +227,8 @@ class NginxServer(BenchServer):
                 process.wait()
         if getattr(self, "_stderr", None) is not None and not self._stderr.closed:
             self._stderr.close()
-        shutil.rmtree(self.prefix, ignore_errors=True)
+        if self._own_prefix:
+            shutil.rmtree(self.prefix, ignore_errors=True)
 
 
 class PythonServer(BenchServer):
@@ -199,7 +251,7 @@ class PythonServer(BenchServer):
         self._threads: list[threading.Thread] = []
         self._acceptor = threading.Thread(target=self._accept_loop, name="bench-server", daemon=True)
         self._acceptor.start()
-        _wait_listening(self.port, self._acceptor.is_alive, "the embedded server")
+        wait_listening(self.port, self._acceptor.is_alive, "the embedded server")
 
     def _accept_loop(self) -> None:
         while not self._stopping.is_set():
