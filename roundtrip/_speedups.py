@@ -10,7 +10,7 @@ it, and the code that uses ``impl`` sees its real signatures.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Iterable, Protocol, TypeVar
+from typing import TYPE_CHECKING, Hashable, Iterable, Protocol, TypeVar
 
 if TYPE_CHECKING:
     import socket
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ("impl", "IMPLEMENTATION", "env_flag", "Speedups")
 
+_K = TypeVar("_K", bound=Hashable)
 _C = TypeVar("_C", bound="IdleConn")
 
 
@@ -44,7 +45,7 @@ class Speedups(Protocol):
 
     def ResponseParser(self, method: str, max_head_bytes: int = ...) -> Parser: ...
 
-    def IdleConnections(self, max_idle: int, max_idle_per_key: int) -> IdleTable[_C]: ...
+    def IdleConnections(self, max_idle: int, max_idle_per_key: int) -> IdleTable[_K, _C]: ...
 
     def new_body_buffer(self, size: int) -> tuple[bytearray | bytes, memoryview]: ...
 

@@ -335,10 +335,11 @@ class ResponseParser:
         return None
 
 
+_K = TypeVar("_K", bound=Hashable)
 _C = TypeVar("_C", bound="IdleConn")
 
 
-class IdleConnections(Generic[_C]):
+class IdleConnections(Generic[_K, _C]):
     """Idle connections by pool key: the most recently used first within a key, and the least
     recently used across all keys evicted first (Go's ``idleConn`` and ``idleLRU``).
 
@@ -349,22 +350,22 @@ class IdleConnections(Generic[_C]):
     def __init__(self, max_idle: int, max_idle_per_key: int) -> None:
         self._max_idle = max_idle  # 0 = no limit
         self._max_idle_per_key = max_idle_per_key  # < 1 = keep none
-        self._by_key: dict[Hashable, deque[_C]] = {}
-        self._lru: OrderedDict[int, tuple[Hashable, _C]] = OrderedDict()
+        self._by_key: dict[_K, deque[_C]] = {}
+        self._lru: OrderedDict[int, tuple[_K, _C]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._lru)
 
-    def count(self, key: Hashable) -> int:
+    def count(self, key: _K) -> int:
         """Idle connections under ``key``."""
         stack = self._by_key.get(key)
         return len(stack) if stack else 0
 
-    def keys(self) -> list[Hashable]:
+    def keys(self) -> list[_K]:
         """Keys with at least one idle connection."""
         return list(self._by_key)
 
-    def get(self, key: Hashable) -> _C | None:
+    def get(self, key: _K) -> _C | None:
         """Take the most recently used idle connection for ``key``, or ``None``."""
         stack = self._by_key.get(key)
         if not stack:
@@ -375,7 +376,7 @@ class IdleConnections(Generic[_C]):
         del self._lru[id(conn)]
         return conn
 
-    def put(self, key: Hashable, conn: _C) -> list[_C]:
+    def put(self, key: _K, conn: _C) -> list[_C]:
         """Keep ``conn`` idle; return the connections that must now be closed (possibly
         ``conn`` itself when its key is full)."""
         already = self._lru.pop(id(conn), None)
@@ -397,7 +398,7 @@ class IdleConnections(Generic[_C]):
             evicted.append(old)
         return evicted
 
-    def remove(self, key: Hashable, conn: _C) -> bool:
+    def remove(self, key: _K, conn: _C) -> bool:
         """Forget ``conn`` if it is idle; whether it was."""
         if self._lru.pop(id(conn), None) is None:
             return False
@@ -429,7 +430,7 @@ class IdleConnections(Generic[_C]):
         self._by_key.clear()
         return conns
 
-    def _discard(self, key: Hashable, conn: _C) -> None:
+    def _discard(self, key: _K, conn: _C) -> None:
         stack = self._by_key[key]
         stack.remove(conn)
         if not stack:
