@@ -26,7 +26,6 @@ from ._streams import Stream
 if TYPE_CHECKING:
     from ._context import Context
     from ._events import Parser, ResponseHead
-    from ._models import ResponseBody
     from ._prepare import PreparedRequest
     from ._request_body import BytesLike
     from ._route import PoolKey
@@ -491,7 +490,7 @@ def _response(conn: Connection, prepared: PreparedRequest, parser: Parser, head:
             # nothing true about the body (Go's fixLength deletes it); a caller forwarding
             # the headers must not forward it.
             fields = [field for field in fields if field[0].lower() != "content-length"]
-        body: ResponseBody = ChunkedBody(conn, done, parser, response.trailers, reusable)
+        body: Union[ChunkedBody, UntilCloseBody, EmptyBody, FixedLengthBody, GzipBody] = ChunkedBody(conn, done, parser, response.trailers, reusable)
         response.content_length = None
     else:
         buffered = parser.take_unparsed()

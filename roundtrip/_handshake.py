@@ -10,17 +10,20 @@ an event loop can drive the same generator.
 
 from __future__ import annotations
 
-from typing import Any, Generator, NamedTuple, Union
+from typing import Generator, NamedTuple, TypeVar, Union, final
 
 __all__ = ("Send", "Receive", "Handshake")
 
 
+# Final, so that ``type(step) is Send`` tells the type checker the other step is a Receive.
+@final
 class Send(NamedTuple):
     """Send all of ``data``."""
 
     data: bytes
 
 
+@final
 class Receive(NamedTuple):
     """Receive ``size`` bytes, exactly, or (not ``exact``) at most ``size`` and ``b""`` at EOF."""
 
@@ -28,4 +31,6 @@ class Receive(NamedTuple):
     exact: bool = True
 
 
-Handshake = Generator[Union[Send, Receive], bytes, Any]
+_T = TypeVar("_T")
+
+Handshake = Generator[Union[Send, Receive], bytes, _T]  # Handshake[result type]

@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 __all__ = ("BODIES", "POST_REPLY", "BenchServer", "NginxServer", "PythonServer", "start_server", "find_nginx")
 
@@ -83,10 +83,11 @@ def find_nginx() -> Optional[str]:
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
-def _wait_listening(port: int, alive: "callable[[], bool]", what: str) -> None:  # type: ignore[valid-type]
+def _wait_listening(port: int, alive: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         try:
@@ -284,9 +285,10 @@ def _serve_connection(conn: socket.socket) -> None:
         if expect_continue:
             conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         if chunked:
-            buf = _skip_chunked(conn, buf)
-            if buf is None:
+            rest = _skip_chunked(conn, buf)
+            if rest is None:
                 return
+            buf = rest
         else:
             while len(buf) < length:
                 data = recv(max(65536, length - len(buf)))
