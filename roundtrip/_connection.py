@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import enum
 import time
-from collections import deque
 from typing import TYPE_CHECKING, Callable, Final, Literal, Optional, Union, overload
 
 from ._response_body import ChunkedBody, EmptyBody, FixedLengthBody, GzipBody, UntilCloseBody
@@ -24,6 +23,8 @@ from ._retry import retry_reason
 from ._streams import Stream
 
 if TYPE_CHECKING:
+    from collections import deque
+
     from ._context import Context
     from ._events import Parser, ResponseHead
     from ._prepare import PreparedRequest

@@ -12,7 +12,7 @@ import select
 import socket
 import sys
 from collections import OrderedDict, deque
-from typing import TYPE_CHECKING, Generic, Hashable, Iterable, TypeVar, Union, cast
+from typing import TYPE_CHECKING, Generic, Hashable, Iterable, TypeVar, Union
 
 import h11
 
@@ -291,9 +291,9 @@ class ResponseParser:
             raise HeaderTooLarge(_messages.HEAD_TOO_LARGE)
         self._head_budget -= head_size
         # Neither sentinel: h11 gives a response head here (1xx or final).
-        event = cast("h11.InformationalResponse | h11.Response", event)
-        status_code = event.status_code
-        fields = _decode_fields(event.headers.raw_items())
+        head: h11.InformationalResponse | h11.Response = event  # type: ignore[assignment]
+        status_code = head.status_code
+        fields = _decode_fields(head.headers.raw_items())
         if status_code < 200 and status_code != 101:
             body_length = 0
         elif status_code == 101:
@@ -307,8 +307,8 @@ class ResponseParser:
                 self._done = True
         return ResponseHead(
             status_code,
-            event.reason.decode("latin-1"),
-            "HTTP/" + event.http_version.decode("ascii"),
+            head.reason.decode("latin-1"),
+            "HTTP/" + head.http_version.decode("ascii"),
             fields,
             body_length,
             head_size,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Callable, Optional, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Callable, Optional, TypeVar
 
 from ._pool import Actions, PoolState, Waiter
 
@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from ._events import IdleTable
     from ._route import PoolKey
 
-_P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 __all__ = ("Pool", "Want")
@@ -121,10 +120,10 @@ class Pool:
 
     # -- the edge ----------------------------------------------------------------------------
 
-    def _step(self, step: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
+    def _step(self, step: Callable[..., _R], *args: object) -> _R:
         with self._lock:
             try:
-                result = step(*args, **kwargs)
+                result = step(*args)
             finally:
                 actions = self._drain()
         self._carry_out(actions)
