@@ -363,7 +363,7 @@ def _write_request(conn: Connection, prepared: PreparedRequest, parser: Parser) 
     conn.send(head)
     if trace is not None and trace.wrote_headers is not None:
         trace.wrote_headers()
-    answer: _Answer
+    answer: _Answer  # declared apart: an annotated "= None" would not narrow to None
     answer = None
     awaiting_continue = prepared.expect_continue
     if awaiting_continue:

@@ -8,7 +8,8 @@ __all__ = ("Headers", "HeadersLike")
 
 _T = TypeVar("_T")
 
-HeadersLike = Union["Headers", Mapping[str, str], Iterable[Tuple[str, str]], None]
+# Names and values are str; bytes are taken as latin-1 (``_text``).
+HeadersLike = Union["Headers", Mapping[str, str], Iterable[Tuple[Union[str, bytes], Union[str, bytes]]], None]
 
 
 def _text(item: object) -> str:
