@@ -15,9 +15,13 @@ import ipaddress
 import os
 import sys
 import time
-from typing import Any, BinaryIO, Callable, Optional, Sequence, TextIO
+from typing import TYPE_CHECKING, BinaryIO, Callable, NoReturn, Optional, Sequence, TextIO, Union
 
 from ._errors import Timeout
+
+if TYPE_CHECKING:
+    from ._models import Response
+    from ._trace import GotConnInfo, Trace
 
 __all__ = ("main",)
 
@@ -27,7 +31,7 @@ PROG = "roundtrip"
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line on stderr, exit status 2."""
 
-    def error(self, message: str) -> "Any":  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -90,7 +94,7 @@ def _fetch(argv: list[str], stdout: Optional[BinaryIO] = None, stderr: Optional[
 
     import roundtrip
 
-    body: Any = None
+    body: Union[bytes, BinaryIO, None] = None
     data_file: Optional[BinaryIO] = None
     if opts.data is not None:
         body = os.fsencode(opts.data)  # the argument's own bytes, as the shell passed them
@@ -210,24 +214,24 @@ class _Waterfall:
             self.errors.pop(phase, None)
         return now
 
-    def trace(self) -> Any:
+    def trace(self) -> Trace:
         import roundtrip
 
         def dns_start(host: str) -> None:
             self._begin("DNS")
             self.notes["DNS"] = host
 
-        def dns_done(addrs: list, error: Optional[BaseException]) -> None:
+        def dns_done(addrs: list[str], error: Optional[BaseException]) -> None:
             self._finish("DNS", error)
             if not error:
                 self.notes["DNS"] += f" -> {', '.join(map(str, addrs))}"
 
-        def connect_start(addr: tuple) -> None:
+        def connect_start(addr: tuple[str, int]) -> None:
             if "connect" not in self.started:
                 self._begin("connect")  # from the first address tried (Go tries them in turn)
             self.notes["connect"] = f"{addr[0]}:{addr[1]}"
 
-        def connect_done(addr: tuple, error: Optional[BaseException]) -> None:
+        def connect_done(addr: tuple[str, int], error: Optional[BaseException]) -> None:
             self._finish("connect", error)
 
         def tls_handshake_start() -> None:
@@ -236,7 +240,7 @@ class _Waterfall:
         def tls_handshake_done(error: Optional[BaseException]) -> None:
             self._finish("TLS", error)
 
-        def got_conn(info: Any) -> None:
+        def got_conn(info: GotConnInfo) -> None:
             self.reused = bool(info.reused)
             if info.tls_version and not info.reused:
                 self.notes["TLS"] = info.tls_version
@@ -272,7 +276,7 @@ class _Waterfall:
             retried=retried,
         )
 
-    def response(self, resp: Any) -> None:
+    def response(self, resp: Response) -> None:
         self.notes["first byte"] = f"{resp.http_version} {resp.status_code} {resp.reason}".rstrip()
 
     def body_done(self, received: int) -> None:

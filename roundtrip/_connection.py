@@ -10,8 +10,9 @@ after.
 
 from __future__ import annotations
 
+import enum
 import time
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Final, Literal, Optional, Union, overload
 
 from ._response_body import ChunkedBody, EmptyBody, FixedLengthBody, GzipBody, UntilCloseBody
 from ._errors import Cancelled, DeadlineExceeded, Error, ProtocolError, ResponseHeaderTimeout, ServerDisconnected, Timeout
@@ -20,6 +21,16 @@ from ._headers import Headers
 from ._models import Response
 from ._retry import retry_reason
 from ._streams import Stream
+
+if TYPE_CHECKING:
+    from collections import deque
+
+    from ._context import Context
+    from ._events import Parser, ResponseHead
+    from ._prepare import PreparedRequest
+    from ._request_body import BytesLike
+    from ._route import PoolKey
+    from ._trace import Trace
 
 __all__ = ("Connection", "AttemptFailed", "exchange", "response_facts")
 
@@ -53,7 +64,7 @@ class Connection:
         "_timeout_set",
     )
 
-    def __init__(self, stream: Stream, key: str, orphans: Any = None) -> None:
+    def __init__(self, stream: Stream, key: PoolKey, orphans: Optional[deque[Connection]] = None) -> None:
         self.stream = stream
         self.sock = stream.sock
         self.fd = stream.fd
@@ -65,9 +76,9 @@ class Connection:
         self.reused = False
         self.deadline: Optional[float] = None  # when the current phase must end
         self.deadline_error: type[Timeout] = DeadlineExceeded
-        self.context: Any = None  # the Context of the request using the connection
+        self.context: Optional[Context] = None  # the Context of the request using the connection
         self.cancel_handle: Optional[int] = None
-        self.trace: Any = None  # the Trace of the request using the connection
+        self.trace: Optional[Trace] = None  # the Trace of the request using the connection
         self.bytes_written = 0  # request bytes of this attempt that reached the socket
         self.write_failed = False  # this attempt's request could not be written whole
         self.got_response_byte = False  # this attempt received a byte of its response
@@ -98,6 +109,7 @@ class Connection:
         return waiting
 
     def _set_timeout(self) -> None:
+        # Only called with a deadline set (every caller checks first; no check on this path).
         remaining = self.deadline - time.monotonic()  # type: ignore[operator]
         if remaining <= 0:
             raise self.deadline_error(_timeout_message(self.deadline_error))
@@ -109,7 +121,7 @@ class Connection:
             self._timeout_set = False
             self.stream.settimeout(None)
 
-    def recv_into(self, view: Any) -> int:
+    def recv_into(self, view: memoryview) -> int:
         """Receive into ``view``; 0 at EOF. Raises ``Cancelled``, the phase's ``Timeout``, or
         the socket's ``OSError``."""
         try:
@@ -126,7 +138,7 @@ class Connection:
             self._raise_if_cancelled()
             raise
 
-    def send(self, data: Any) -> None:
+    def send(self, data: BytesLike) -> None:
         """Send all of ``data``, counting what reached the socket in ``bytes_written``."""
         stream = self.stream
         try:
@@ -187,7 +199,7 @@ class AttemptFailed(Exception):
     retry rule applies.
     """
 
-    def __init__(self, error: BaseException, retry_reason: Optional[str]) -> None:
+    def __init__(self, error: Error, retry_reason: Optional[str]) -> None:
         super().__init__(error)
         self.error = error
         self.retry_reason = retry_reason
@@ -218,7 +230,7 @@ def response_facts(http_version: str, fields: list[tuple[str, str]]) -> tuple[bo
     return not close and (http_version == "HTTP/1.1" or keep_alive), encoding == "gzip", has_length
 
 
-def exchange(conn: Connection, prepared: Any, finish: Callable[[Connection, bool], None]) -> Response:
+def exchange(conn: Connection, prepared: PreparedRequest, finish: Callable[[Connection, bool], None]) -> Response:
     """Write ``prepared`` on ``conn`` and read the response head.
 
     Returns the ``Response``; its body hands the connection to ``finish(conn, reusable)``
@@ -260,14 +272,25 @@ def _io_error(conn: Connection, exc: OSError) -> Error:
     return ServerDisconnected(f"server closed the connection before responding: {exc}")
 
 
+class _Signal(enum.Enum):
+    CONTINUE = enum.auto()
+
+
 # What _head_events returns when the server said 100 Continue to a request waiting for it.
-_CONTINUE: Any = object()
+_CONTINUE: Final = _Signal.CONTINUE
+# A final head, _CONTINUE, or None.
+_Answer = Union["ResponseHead", _Signal, None]
 
 
-def _head_events(conn: Connection, parser: Any, awaiting_continue: bool) -> Any:
+@overload
+def _head_events(conn: Connection, parser: Parser, awaiting_continue: Literal[False]) -> Optional[ResponseHead]: ...
+@overload
+def _head_events(conn: Connection, parser: Parser, awaiting_continue: bool) -> _Answer: ...
+def _head_events(conn: Connection, parser: Parser, awaiting_continue: bool) -> _Answer:
     """The next final response head the parser has, ``_CONTINUE``, or None (more bytes needed)."""
     while True:
-        event = parser.next_event()
+        # Until the final head, the parser returns heads only (bytes and EndOfBody come after).
+        event: Optional[ResponseHead] = parser.next_event()  # type: ignore[assignment]
         if event is None:
             return None
         if event.status_code >= 200 or event.status_code == 101:
@@ -276,7 +299,7 @@ def _head_events(conn: Connection, parser: Any, awaiting_continue: bool) -> Any:
             return _CONTINUE
 
 
-def _informational(conn: Connection, event: Any, awaiting_continue: bool) -> bool:
+def _informational(conn: Connection, event: ResponseHead, awaiting_continue: bool) -> bool:
     """Report a 1xx head (RFC 9110 §15.2; 101 is final, Go's readResponse); True when it is
     the 100 a request waiting for continue was waiting for."""
     status = event.status_code
@@ -289,7 +312,7 @@ def _informational(conn: Connection, event: Any, awaiting_continue: bool) -> boo
     return status == 100 and awaiting_continue
 
 
-def _receive(conn: Connection, parser: Any) -> None:
+def _receive(conn: Connection, parser: Parser) -> None:
     """Receive once (waiting up to the phase's deadline) and feed the parser; at EOF before
     any response byte the attempt fails with Go's classification."""
     count = conn.recv_into(conn.view)
@@ -306,10 +329,15 @@ def _receive(conn: Connection, parser: Any) -> None:
     parser.feed(conn.view[:count])
 
 
-def _read_head(conn: Connection, parser: Any, awaiting_continue: bool = False) -> Any:
+@overload
+def _read_head(conn: Connection, parser: Parser, awaiting_continue: Literal[False] = False) -> ResponseHead: ...
+@overload
+def _read_head(conn: Connection, parser: Parser, awaiting_continue: bool) -> Union[ResponseHead, _Signal]: ...
+def _read_head(conn: Connection, parser: Parser, awaiting_continue: bool = False) -> Union[ResponseHead, _Signal]:
     """Receive until the parser has a final head (or ``_CONTINUE``)."""
     while True:
-        event = parser.next_event()
+        # Until the final head, the parser returns heads only (bytes and EndOfBody come after).
+        event: Optional[ResponseHead] = parser.next_event()  # type: ignore[assignment]
         if event is None:
             _receive(conn, parser)
         elif event.status_code >= 200 or event.status_code == 101:
@@ -318,13 +346,14 @@ def _read_head(conn: Connection, parser: Any, awaiting_continue: bool = False) -
             return _CONTINUE
 
 
-def _write_request(conn: Connection, prepared: Any, parser: Any) -> Any:
+def _write_request(conn: Connection, prepared: PreparedRequest, parser: Parser) -> Optional[ResponseHead]:
     """Write head and body; return a final response head that arrived while writing, or None."""
     trace = prepared.trace
     body = prepared.body
     head = prepared.head
     if body is None or (body.data is not None and len(body.data) <= _COALESCE_LIMIT and not prepared.expect_continue):
-        conn.send(head + body.data if body is not None and len(body.data) else head)
+        # body.data is not None here (the condition above).
+        conn.send(head + body.data if body is not None and len(body.data) else head)  # type: ignore[operator, arg-type]
         if trace is not None:
             if trace.wrote_headers is not None:
                 trace.wrote_headers()
@@ -334,6 +363,7 @@ def _write_request(conn: Connection, prepared: Any, parser: Any) -> Any:
     conn.send(head)
     if trace is not None and trace.wrote_headers is not None:
         trace.wrote_headers()
+    answer: _Answer  # declared apart: an annotated "= None" would not narrow to None
     answer = None
     awaiting_continue = prepared.expect_continue
     if awaiting_continue:
@@ -377,7 +407,7 @@ def _write_request(conn: Connection, prepared: Any, parser: Any) -> Any:
     return answer
 
 
-def _answer_while_writing(conn: Connection, parser: Any, awaiting_continue: bool) -> Any:
+def _answer_while_writing(conn: Connection, parser: Parser, awaiting_continue: bool) -> _Answer:
     """Take in what the server sent while the body is going out, without waiting for more.
 
     Returns a final head (the body stops), ``_CONTINUE`` for a 100 that came after the wait
@@ -392,7 +422,7 @@ def _answer_while_writing(conn: Connection, parser: Any, awaiting_continue: bool
             return head
 
 
-def _await_continue(conn: Connection, prepared: Any, parser: Any) -> Any:
+def _await_continue(conn: Connection, prepared: PreparedRequest, parser: Parser) -> _Answer:
     """``Expect: 100-continue`` (RFC 9110 §10.1.1): wait up to ``expect_continue_timeout`` for
     100 before sending the body. Returns ``_CONTINUE``, None when the wait ended without an
     answer, or the head of a final response that came instead. Bytes that follow the 100
@@ -420,7 +450,7 @@ class _ContinueTimeout(Timeout):
     pass
 
 
-def _await_final_head(conn: Connection, prepared: Any, parser: Any) -> Any:
+def _await_final_head(conn: Connection, prepared: PreparedRequest, parser: Parser) -> ResponseHead:
     """Read the final response head once the request is written, bounded by
     ``response_header_timeout`` (Go: from the request fully written) and the Context."""
     options = prepared.options
@@ -438,7 +468,7 @@ def _await_final_head(conn: Connection, prepared: Any, parser: Any) -> Any:
     return head
 
 
-def _response(conn: Connection, prepared: Any, parser: Any, head: Any, finish: Callable[[Connection, bool], None]) -> Response:
+def _response(conn: Connection, prepared: PreparedRequest, parser: Parser, head: ResponseHead, finish: Callable[[Connection, bool], None]) -> Response:
     fields = head.headers
     keeps_alive, gzipped, has_length = response_facts(head.http_version, fields)
     reusable = not prepared.close_after and head.status_code != 101 and keeps_alive
@@ -461,7 +491,7 @@ def _response(conn: Connection, prepared: Any, parser: Any, head: Any, finish: C
             # nothing true about the body (Go's fixLength deletes it); a caller forwarding
             # the headers must not forward it.
             fields = [field for field in fields if field[0].lower() != "content-length"]
-        body: Any = ChunkedBody(conn, done, parser, response.trailers, reusable)
+        body: Union[ChunkedBody, UntilCloseBody, EmptyBody, FixedLengthBody, GzipBody] = ChunkedBody(conn, done, parser, response.trailers, reusable)
         response.content_length = None
     else:
         buffered = parser.take_unparsed()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import ssl
 import time
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional, TypeVar, Union
 
 from . import _speedups
 from ._errors import ConnectTimeout, ProxyError
@@ -22,6 +22,12 @@ from ._tcp import Post, lookup, open_socket, ticks
 from ._tls import TLSLayers, add_tls_layer, start_tls
 from ._tunnel import connect_handshake
 
+if TYPE_CHECKING:
+    from ._options import Options
+
+_T = TypeVar("_T")
+_A = TypeVar("_A")
+
 __all__ = ("connect_route", "run_handshake")
 
 # Go's dialConn: a CONNECT whose request can neither time out nor be cancelled still gives up
@@ -30,7 +36,7 @@ __all__ = ("connect_route", "run_handshake")
 _UNBOUNDED_HANDSHAKE_LIMIT = 60.0
 
 
-def connect_route(route: Route, options: Any, post: Post, gone: Callable[[], bool]) -> Stream:
+def connect_route(route: Route, options: Options, post: Post, gone: Callable[[], bool]) -> Stream:
     """A stream ready for HTTP/1.1 to the origin, or to the proxy for absolute-form requests.
 
     ``post(hook, *args)`` reports trace events; ``gone()`` says the request no longer wants
@@ -73,7 +79,7 @@ def connect_route(route: Route, options: Any, post: Post, gone: Callable[[], boo
     return TLSStream(layers)
 
 
-def _tls_if(wanted: bool, sock: socket.socket, options: Any, server_hostname: str, post: Post, gone: Callable[[], bool]) -> Stream:
+def _tls_if(wanted: bool, sock: socket.socket, options: Options, server_hostname: str, post: Post, gone: Callable[[], bool]) -> Stream:
     if not wanted:
         return SocketStream(sock)
     return TLSStream(start_tls(sock, options, server_hostname, post, gone))
@@ -85,7 +91,7 @@ def _deadline(route: Route) -> Optional[float]:
     return time.monotonic() + _UNBOUNDED_HANDSHAKE_LIMIT if route.unbounded else None
 
 
-def _handshake_or_close(sock: socket.socket, handshake: Handshake, route: Route, what: str, post: Post, gone: Callable[[], bool]) -> None:
+def _handshake_or_close(sock: socket.socket, handshake: Handshake[None], route: Route, what: str, post: Post, gone: Callable[[], bool]) -> None:
     try:
         run_handshake(handshake, _HandshakeIO(sock, _deadline(route), gone, what), post)
     except BaseException:
@@ -93,7 +99,7 @@ def _handshake_or_close(sock: socket.socket, handshake: Handshake, route: Route,
         raise
 
 
-def run_handshake(handshake: Handshake, io: "_HandshakeIO", post: Post) -> Any:
+def run_handshake(handshake: Handshake[_T], io: "_HandshakeIO", post: Post) -> _T:
     """Drive a ``_handshake`` generator on ``io``; returns the handshake's result."""
     try:
         step = next(handshake)
@@ -109,7 +115,8 @@ def run_handshake(handshake: Handshake, io: "_HandshakeIO", post: Post) -> Any:
                 step = handshake.send(io.recv(step.size))
     except StopIteration as done:
         io.sock.settimeout(None)
-        return done.value
+        result: _T = done.value  # what the generator returned
+        return result
 
 
 class _HandshakeIO:
@@ -118,7 +125,7 @@ class _HandshakeIO:
 
     __slots__ = ("sock", "deadline", "gone", "what")
 
-    def __init__(self, sock: socket.socket, deadline: Optional[float], gone: Callable[[], bool], what: str) -> None:
+    def __init__(self, sock: Union[socket.socket, TLSLayers], deadline: Optional[float], gone: Callable[[], bool], what: str) -> None:
         self.sock = sock
         self.deadline = deadline
         self.gone = gone
@@ -127,11 +134,11 @@ class _HandshakeIO:
     def _timed_out(self) -> ConnectTimeout:
         return ConnectTimeout(f"{self.what} did not answer within {_UNBOUNDED_HANDSHAKE_LIMIT:g} s")
 
-    def _call(self, operation: Callable[..., Any], *args: Any) -> Any:
+    def _call(self, operation: Callable[[_A], _T], arg: _A) -> _T:
         for tick in ticks(self.deadline, self.gone, self._timed_out):
             self.sock.settimeout(tick)
             try:
-                return operation(*args)
+                return operation(arg)
             except socket.timeout:
                 continue
             except (ssl.SSLError, OSError) as exc:
@@ -145,7 +152,7 @@ class _HandshakeIO:
             sent += self._call(self.sock.send, view[sent:])
 
     def recv(self, size: int) -> bytes:
-        return self._call(self.sock.recv, size)  # type: ignore[no-any-return]
+        return self._call(self.sock.recv, size)
 
     def recv_exactly(self, size: int) -> bytes:
         parts = []

@@ -6,8 +6,6 @@ caller can decide for itself whether a manual retry is safe.
 
 from __future__ import annotations
 
-from typing import Any
-
 __all__ = (
     "Error",
     "InvalidRequest",
@@ -59,7 +57,7 @@ class InvalidRequest(Error, ValueError):
         super().__init__(message)
         self.part = part
 
-    def __reduce__(self) -> Any:
+    def __reduce__(self) -> tuple[type[InvalidRequest], tuple[str, str], dict[str, object]]:
         return (type(self), (str(self), self.part), self.__dict__)
 
 

@@ -3,11 +3,16 @@
 ``ResponseParser.next_event()`` returns ``None`` when it needs more bytes, a ``ResponseHead``
 (informational heads first, then the final one), ``bytes`` for a piece of a chunked body, and
 ``EndOfBody`` once the last chunk and its trailers have been read.
+
+``Parser`` and ``IdleTable`` are the interfaces of the twins' ``ResponseParser`` and
+``IdleConnections``, for the type checker.
 """
 
 from __future__ import annotations
 
-__all__ = ("ResponseHead", "EndOfBody", "CHUNKED", "UNTIL_CLOSE")
+from typing import Hashable, Protocol, TypeVar
+
+__all__ = ("ResponseHead", "EndOfBody", "CHUNKED", "UNTIL_CLOSE", "Parser", "IdleConn", "IdleTable")
 
 #: ``ResponseHead.body_length`` for a chunked body (RFC 9112 §7.1).
 CHUNKED = -1
@@ -74,3 +79,49 @@ class EndOfBody:
 
     def __repr__(self) -> str:
         return f"EndOfBody({self.trailers!r})"
+
+
+# The interfaces of the twins' classes, for the type checker (``_speedups.Speedups`` is the
+# module's).
+class Parser(Protocol):
+    """A sans-I/O response parser (``ResponseParser`` of either twin)."""
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None: ...
+
+    def feed_eof(self) -> None: ...
+
+    def take_unparsed(self) -> bytes: ...
+
+    def next_event(self) -> ResponseHead | bytes | EndOfBody | None: ...
+
+
+class IdleConn(Protocol):
+    """What the idle table reads of a connection: when it went idle (``time.monotonic()``)."""
+
+    idle_since: float
+
+
+_K = TypeVar("_K", bound=Hashable)
+_C = TypeVar("_C", bound=IdleConn)
+
+
+class IdleTable(Protocol[_K, _C]):
+    """Idle connections by pool key (``IdleConnections`` of either twin)."""
+
+    def __len__(self) -> int: ...
+
+    def count(self, key: _K) -> int: ...
+
+    def keys(self) -> list[_K]: ...
+
+    def get(self, key: _K) -> _C | None: ...
+
+    def put(self, key: _K, conn: _C) -> list[_C]: ...
+
+    def remove(self, key: _K, conn: _C) -> bool: ...
+
+    def pop_expired(self, cutoff: float) -> list[_C]: ...
+
+    def oldest_idle_since(self) -> float | None: ...
+
+    def pop_all(self) -> list[_C]: ...

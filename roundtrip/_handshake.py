@@ -10,17 +10,20 @@ an event loop can drive the same generator.
 
 from __future__ import annotations
 
-from typing import Any, Generator, NamedTuple, Union
+from typing import Any, Generator, NamedTuple, TypeVar, Union, final
 
 __all__ = ("Send", "Receive", "Resolve", "Handshake")
 
 
+# Final, so that ``type(step) is Send`` narrows the step for the type checker.
+@final
 class Send(NamedTuple):
     """Send all of ``data``."""
 
     data: bytes
 
 
+@final
 class Receive(NamedTuple):
     """Receive ``size`` bytes, exactly, or (not ``exact``) at most ``size`` and ``b""`` at EOF."""
 
@@ -28,6 +31,7 @@ class Receive(NamedTuple):
     exact: bool = True
 
 
+@final
 class Resolve(NamedTuple):
     """Look ``host`` up as the dial would, and send back its first address (a str)."""
 
@@ -35,4 +39,7 @@ class Resolve(NamedTuple):
     port: int
 
 
-Handshake = Generator[Union[Send, Receive, Resolve], Any, Any]
+_T = TypeVar("_T")
+
+# Handshake[result type]: sent bytes after a Receive, an address (str) after a Resolve.
+Handshake = Generator[Union[Send, Receive, Resolve], Any, _T]

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Mapping, Tuple, TypeVar, Union, overload
+from typing import Iterable, Iterator, Mapping, Tuple, TypeVar, Union, overload
 
 __all__ = ("Headers", "HeadersLike")
 
 _T = TypeVar("_T")
 
-HeadersLike = Union["Headers", Mapping[str, str], Iterable[Tuple[str, str]], None]
+# Names and values are str; bytes are taken as latin-1 (``_text``).
+HeadersLike = Union["Headers", Mapping[str, str], Iterable[Tuple[Union[str, bytes], Union[str, bytes]]], None]
 
 
 def _text(item: object) -> str:
     # Names and values are str; bytes are taken as latin-1, the wire encoding.
     if type(item) is str:
-        return item  # type: ignore[return-value]
+        return item
     if isinstance(item, str):
         return str(item)
     if isinstance(item, (bytes, bytearray)):
@@ -108,7 +109,7 @@ class Headers:
     def get(self, name: str) -> str | None: ...
     @overload
     def get(self, name: str, default: _T) -> str | _T: ...
-    def get(self, name: str, default: Any = None) -> Any:
+    def get(self, name: str, default: _T | None = None) -> str | _T | None:
         """The first value of ``name``, or ``default``."""
         lowered = name.lower()
         for field, value in self._items:
@@ -125,7 +126,11 @@ class Headers:
         """Append a field, keeping any existing values of ``name``."""
         self._items.append((_text(name), _text(value)))
 
-    def pop(self, name: str, default: Any = ...) -> Any:
+    @overload
+    def pop(self, name: str) -> str: ...
+    @overload
+    def pop(self, name: str, default: _T) -> str | _T: ...
+    def pop(self, name: str, default: object = ...) -> object:
         """Remove every field named ``name``; return the first value (or ``default``)."""
         value = self.get(name, _MISSING)
         if value is _MISSING:

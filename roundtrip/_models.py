@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, Protocol, Union
 
 from ._request_body import BYTES_LIKE
 from ._errors import Error, ResponseClosed
@@ -14,13 +14,13 @@ from ._trace import Trace
 if TYPE_CHECKING:
     from ._context import Context
 
-__all__ = ("Request", "Response", "BodyType")
+__all__ = ("Request", "Response", "BodyType", "ResponseBody")
 
 BodyType = Union[None, bytes, bytearray, memoryview, io.IOBase, Iterable[bytes], Any]
 
 
 
-def _rewinder(body: Any) -> Optional[Callable[[], Any]]:
+def _rewinder(body: Any) -> Optional[Callable[[], BodyType]]:
     """``get_body`` for bodies that can be replayed: bytes, and seekable files (rewound to
     where they stand now)."""
     if isinstance(body, BYTES_LIKE):
@@ -34,7 +34,7 @@ def _rewinder(body: Any) -> Optional[Callable[[], Any]]:
         except (OSError, ValueError):
             return None
 
-        def rewind() -> Any:
+        def rewind() -> BodyType:
             body.seek(start)
             return body
 
@@ -82,6 +82,15 @@ class Request:
 
     def __repr__(self) -> str:
         return f"<Request {self.method or 'GET'} {self.url}>"
+
+
+class ResponseBody(Protocol):
+    """What a ``Response`` reads its body from: held in memory, built by hand, or on the wire
+    (``_response_body``)."""
+
+    def read(self, amt: Optional[int]) -> bytes: ...
+
+    def close(self) -> None: ...
 
 
 class _BytesBody:
@@ -189,7 +198,7 @@ class Response:
         if isinstance(body, BYTES_LIKE):
             data = bytes(body)
             self.content_length: Optional[int] = len(data)
-            self._body: Any = _BytesBody(data)
+            self._body: ResponseBody = _BytesBody(data)
         else:
             self.content_length = None
             self._body = _StreamBody(body)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 if TYPE_CHECKING:
+    import socket
     import ssl
 
-__all__ = ("Options", "check_timeout")
+__all__ = ("Options", "check_timeout", "Dial")
+
+# A custom dial: ``dial(host, port, timeout) -> socket.socket`` (Transport's ``dial`` option).
+Dial = Callable[[str, int, Optional[float]], "socket.socket"]
 
 
 def check_timeout(name: str, value: Optional[float]) -> Optional[float]:
@@ -44,7 +48,7 @@ class Options:
         disable_keep_alives: bool,
         disable_compression: bool,
         ssl_context: Optional["ssl.SSLContext"],
-        dial: Optional[Callable[..., Any]],
+        dial: Optional[Dial],
     ) -> None:
         if max_response_header_bytes < 1:
             raise ValueError("max_response_header_bytes must be positive")

@@ -17,21 +17,39 @@ that finishes after its request was served goes to the next waiter or the idle p
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Generic, Optional, Protocol, TypeVar
 
 from ._errors import TransportClosed
 
-__all__ = ("PoolState", "Waiter", "Actions")
+if TYPE_CHECKING:
+    from ._events import IdleTable
+    from ._route import PoolKey
+
+__all__ = ("PoolState", "Waiter", "Actions", "PooledConn")
 
 
-class Waiter:
+class PooledConn(Protocol):
+    """What the pool reads and writes of a connection; the shell's connections have more."""
+
+    key: PoolKey
+    idle_since: float  # when it went idle (the shell's monotonic clock)
+    closed: bool
+
+
+C = TypeVar("C", bound=PooledConn)
+# The shell's waiter class. Its connection type cannot be tied to C in a bound (type variables
+# cannot take parameters), hence Any; the shell's own class names its connection type.
+W = TypeVar("W", bound="Waiter[Any]")
+
+
+class Waiter(Generic[C]):
     """A request waiting for a connection (Go's ``wantConn``): what the pool decided for it."""
 
     __slots__ = ("key", "conn", "error", "dialing", "abandoned")
 
-    def __init__(self, key: Any) -> None:
+    def __init__(self, key: PoolKey) -> None:
         self.key = key
-        self.conn: Any = None  # the connection it was given
+        self.conn: Optional[C] = None  # the connection it was given
         self.error: Optional[BaseException] = None  # its dial's error
         self.dialing = False  # a dial of its own is in flight
         self.abandoned = False  # cancelled, timed out, or its caller failed
@@ -41,29 +59,29 @@ class Waiter:
         return self.conn is None and self.error is None and not self.abandoned
 
 
-class Actions:
+class Actions(Generic[C, W]):
     """What the shell carries out after a step: start ``dials``, wake ``wake`` (their
     ``conn`` or ``error`` is set), close ``close``."""
 
     __slots__ = ("dials", "wake", "close")
 
     def __init__(self) -> None:
-        self.dials: list[Waiter] = []
-        self.wake: list[Waiter] = []
-        self.close: list[Any] = []
+        self.dials: list[W] = []
+        self.wake: list[W] = []
+        self.close: list[C] = []
 
 
-class _HostState:
+class _HostState(Generic[W]):
     __slots__ = ("dialing", "active", "blocked", "queue")
 
     def __init__(self) -> None:
         self.dialing = 0  # dials in flight
         self.active = 0  # connections handed to requests
         self.blocked = 0  # waiters queued with no dial of their own (over max_conns_per_host)
-        self.queue: deque[Waiter] = deque()  # every pending waiter, oldest first
+        self.queue: deque[W] = deque()  # every pending waiter, oldest first
 
 
-class PoolState:
+class PoolState(Generic[C, W]):
     """Connections by key, with Go's limits. Each public method is one step (the threaded shell
     runs it under its lock); ``now`` is the shell's monotonic clock; ``drain()`` hands over
     what the steps decided.
@@ -73,22 +91,22 @@ class PoolState:
     ``went_idle`` it makes sure its expiry timer runs, and clears the flag.
     """
 
-    def __init__(self, idle: Any, *, max_conns_per_host: int, idle_conn_timeout: Optional[float], keep_alive: bool) -> None:
+    def __init__(self, idle: IdleTable[PoolKey, C], *, max_conns_per_host: int, idle_conn_timeout: Optional[float], keep_alive: bool) -> None:
         self._idle = idle  # _speedups IdleConnections: MRU per key, global LRU
         self._max_conns_per_host = max_conns_per_host
         self.idle_timeout = idle_conn_timeout
         self._keep_alive = keep_alive
-        self._hosts: dict[Any, _HostState] = {}
+        self._hosts: dict[PoolKey, _HostState[W]] = {}
         # Active connections whose response was garbage-collected unfinished: closed already,
         # their slots freed at the next step (a finalizer must not take the shell's lock).
-        self.orphans: deque[Any] = deque()
+        self.orphans: deque[C] = deque()
         self.closed = False
         self.went_idle = False  # a connection went idle since the shell last looked
         # What the steps decided and the shell has not carried out yet (most steps decide
         # nothing: the shell looks at the three lists before it calls ``drain``).
-        self.outbox = Actions()
+        self.outbox: Actions[C, W] = Actions()
 
-    def drain(self) -> Optional[Actions]:
+    def drain(self) -> Optional[Actions[C, W]]:
         """What the steps so far decided, for the shell to carry out, or None: nothing to do."""
         actions = self.outbox
         if not (actions.dials or actions.wake or actions.close):
@@ -98,7 +116,7 @@ class PoolState:
 
     # -- taking connections ------------------------------------------------------------------
 
-    def take_idle(self, key: Any, now: float) -> Any:
+    def take_idle(self, key: PoolKey, now: float) -> Optional[C]:
         """The most recently used idle connection for ``key``, now active, or None. The shell
         checks it is still alive and ``release``s it (not reusable) if not."""
         if self.closed:
@@ -115,7 +133,7 @@ class PoolState:
             self._forget_if_unused(key)
         return conn
 
-    def want(self, waiter: Waiter) -> None:
+    def want(self, waiter: W) -> None:
         """Queue ``waiter``; it dials now unless ``max_conns_per_host`` is reached."""
         if self.closed:
             raise TransportClosed("transport is closed")
@@ -130,7 +148,7 @@ class PoolState:
         waiter.dialing = True
         self.outbox.dials.append(waiter)
 
-    def abandon(self, waiter: Waiter, now: float, reusable: bool = True) -> None:
+    def abandon(self, waiter: W, now: float, reusable: bool = True) -> None:
         """The waiter's caller gave up (cancel, deadline, an error of its own). A connection
         delivered meanwhile was never used: it goes back to the pool, or is closed when not
         ``reusable`` (a trace hook raised)."""
@@ -146,7 +164,7 @@ class PoolState:
         if conn is not None:
             self.release(conn, reusable, now)
 
-    def dial_finished(self, waiter: Waiter, conn: Any, error: Optional[BaseException], now: float) -> None:
+    def dial_finished(self, waiter: W, conn: Optional[C], error: Optional[BaseException], now: float) -> None:
         """A dial ended with ``conn`` or ``error``: its waiter gets it, or (served first by a
         returned connection: Go's late binding) the connection goes to the next waiter or the
         idle pool; a cancelled request's late dial is closed (unlike Go, which keeps it)."""
@@ -176,7 +194,7 @@ class PoolState:
 
     # -- returning connections ---------------------------------------------------------------
 
-    def release(self, conn: Any, reusable: bool, now: float) -> bool:
+    def release(self, conn: C, reusable: bool, now: float) -> bool:
         """Return an active connection: to the oldest waiter, else to the idle pool, else to
         be closed. Returns whether it was kept."""
         actions = self.outbox
@@ -212,7 +230,7 @@ class PoolState:
         self._forget_if_unused(key)
         return kept
 
-    def evict(self, conn: Any) -> None:
+    def evict(self, conn: C) -> None:
         """Close ``conn`` if it is idle (its owner's trace hook failed after it was pooled)."""
         if self._idle.remove(conn.key, conn):
             self._forget_if_unused(conn.key)
@@ -242,7 +260,7 @@ class PoolState:
             self._forget_if_unused(conn.key)
         self.outbox.close.extend(expired)
         oldest = self._idle.oldest_idle_since()
-        return None if oldest is None else oldest + timeout  # type: ignore[no-any-return]
+        return None if oldest is None else oldest + timeout
 
     def stats(self) -> dict[str, dict[str, int]]:
         """``Transport.pool_stats()``: counts per key with anything non-zero, and a total."""
@@ -280,21 +298,21 @@ class PoolState:
             self._dials_for_waiters(conn.key, host)
             self._forget_if_unused(conn.key)
 
-    def _host(self, key: Any) -> _HostState:
+    def _host(self, key: PoolKey) -> _HostState[W]:
         host = self._hosts.get(key)
         if host is None:
             host = self._hosts[key] = _HostState()
         return host
 
-    def _total(self, key: Any, host: _HostState) -> int:
+    def _total(self, key: PoolKey, host: _HostState[W]) -> int:
         return host.dialing + host.active + self._idle.count(key)
 
-    def _forget_if_unused(self, key: Any) -> None:
+    def _forget_if_unused(self, key: PoolKey) -> None:
         host = self._hosts.get(key)
         if host is not None and not (host.dialing or host.active or host.queue):
             del self._hosts[key]
 
-    def _dials_for_waiters(self, key: Any, host: _HostState) -> None:
+    def _dials_for_waiters(self, key: PoolKey, host: _HostState[W]) -> None:
         """A slot freed under ``key``: the oldest blocked waiters may dial now (Go's
         ``decConnsPerHost``)."""
         limit = self._max_conns_per_host

@@ -5,12 +5,12 @@ the request may be replayed (Go's ``rewindBody`` and ``isReplayable``)."""
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ._request_body import BYTES_LIKE, OutgoingBody, plan_body
 from ._errors import InvalidRequest, UnrewindableBody
 from ._messages import invalid_method
-from ._models import Request
+from ._models import BodyType, Request
 from ._options import Options
 from ._proxy import ProxyChooser
 from ._route import Route, route_for
@@ -20,6 +20,8 @@ from ._version import USER_AGENT
 
 if TYPE_CHECKING:
     from ._context import Context
+    from ._events import Parser
+    from ._speedups import Speedups
 
 __all__ = ("PreparedRequest", "check_fields", "prepare", "rewound_body", "HTTP_SCHEMES")
 
@@ -67,10 +69,10 @@ class PreparedRequest:
     rewindable: bool  # its body can be sent again (Go's rewindBody)
     close_after: bool  # the connection is not reused after this attempt
     wants_close: bool  # the caller or the Transport asked for Connection: close
-    parser_class: Any
+    parser_class: Callable[[str, int], Parser]
     declared_length: Optional[int]  # the caller's Content-Length, for bodies of unknown size
 
-    def new_parser(self) -> Any:
+    def new_parser(self) -> Parser:
         return self.parser_class(self.method, self.options.max_response_header_bytes)
 
     def rewind(self) -> None:
@@ -82,7 +84,7 @@ class PreparedRequest:
         self.body = plan_body(self.method, rewound_body(self.request), self.declared_length)
 
 
-def check_fields(request: Request, impl: Any) -> tuple[str, str]:
+def check_fields(request: Request, impl: Speedups) -> tuple[str, str]:
     """Go's first checks, before a registered round tripper sees the request: the URL is a
     str, and an http(s) request's header fields are valid. Returns ``(scheme, rest)``."""
     url = request.url
@@ -94,7 +96,7 @@ def check_fields(request: Request, impl: Any) -> tuple[str, str]:
     return scheme, rest
 
 
-def rewound_body(request: Request) -> Any:
+def rewound_body(request: Request) -> BodyType:
     """A fresh copy of the request's body for another attempt (Go's ``rewindBody``)."""
     body = request.body
     if body is None or isinstance(body, BYTES_LIKE):
@@ -107,7 +109,7 @@ def rewound_body(request: Request) -> Any:
         raise UnrewindableBody(f"get_body failed: {exc}") from exc
 
 
-def prepare(request: Request, scheme: str, rest: str, body: Any, options: Options, impl: Any, proxy: Optional[ProxyChooser]) -> PreparedRequest:
+def prepare(request: Request, scheme: str, rest: str, body: BodyType, options: Options, impl: Speedups, proxy: Optional[ProxyChooser]) -> PreparedRequest:
     """The rest of Go's validation (scheme, method, URL) and everything the wire needs.
 
     ``body`` is the request's body, or a rewound copy when a registered round tripper used it.

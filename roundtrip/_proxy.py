@@ -10,7 +10,7 @@ import base64
 import ipaddress
 import os
 from functools import lru_cache
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Callable, Mapping, Optional, Union
 from urllib.parse import unquote
 
 from ._errors import InvalidRequest
@@ -28,7 +28,10 @@ __all__ = (
     "proxy_option",
 )
 
-ProxyChooser = Callable[[Any], Optional[str]]
+if TYPE_CHECKING:
+    from ._models import Request
+
+ProxyChooser = Callable[["Request"], Optional[str]]
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "socks5": 1080, "socks5h": 1080}
@@ -141,7 +144,7 @@ class FixedProxy:
     def __init__(self, parsed: ProxyURL) -> None:
         self.parsed = parsed
 
-    def __call__(self, request: Any) -> Optional[str]:
+    def __call__(self, request: Request) -> Optional[str]:
         return self.parsed.text
 
     def __repr__(self) -> str:
@@ -205,8 +208,8 @@ class NoProxy:
 
     def __init__(self, text: str) -> None:
         self.everything = False
-        self.networks: list[Any] = []
-        self.addresses: list[tuple[Any, str]] = []
+        self.networks: list[Union[ipaddress.IPv4Network, ipaddress.IPv6Network]] = []
+        self.addresses: list[tuple[Union[ipaddress.IPv4Address, ipaddress.IPv6Address], str]] = []
         self.domains: list[tuple[str, str, bool]] = []  # (".suffix", port, also the name itself)
         for entry in text.split(","):
             entry = entry.strip().lower()
@@ -313,7 +316,7 @@ class EnvironmentProxy:
             return None
         return proxy
 
-    def __call__(self, request: Any) -> Optional[str]:
+    def __call__(self, request: Request) -> Optional[str]:
         scheme, rest = split_scheme(request.url)
         if scheme not in ("http", "https"):
             return None
@@ -321,7 +324,7 @@ class EnvironmentProxy:
         return None if proxy is None else proxy.text
 
 
-def proxy_from_environment(request: Any) -> Optional[str]:
+def proxy_from_environment(request: Request) -> Optional[str]:
     """The proxy URL for ``request`` from the environment, or None to go direct.
 
     ``HTTPS_PROXY`` (or ``https_proxy``) serves https URLs, ``HTTP_PROXY`` (or ``http_proxy``)

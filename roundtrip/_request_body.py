@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Union
 
 from ._errors import InvalidRequest
 
-__all__ = ("BYTES_LIKE", "CHUNK", "OutgoingBody", "plan_body")
+__all__ = ("BYTES_LIKE", "BytesLike", "CHUNK", "OutgoingBody", "plan_body")
 
 BYTES_LIKE = (bytes, bytearray, memoryview)  # bodies held in memory
+BytesLike = Union[bytes, bytearray, memoryview]
 # RFC 9110 §8.6: a user agent sends Content-Length: 0 for these methods even without a body.
 _EXPECTS_BODY = frozenset(("POST", "PUT", "PATCH"))
 CHUNK = 65536  # bytes read from a file body, or from a response body, at a time
@@ -22,12 +23,12 @@ class OutgoingBody:
 
     __slots__ = ("data", "source", "length")
 
-    def __init__(self, data: Any, source: Any, length: Optional[int]) -> None:
+    def __init__(self, data: Optional[BytesLike], source: Any, length: Optional[int]) -> None:
         self.data = data  # bytes-like held in memory, or None
         self.source = source  # a file or an iterable, or None
         self.length = length
 
-    def pieces(self) -> Iterator[Any]:
+    def pieces(self) -> Iterator[BytesLike]:
         """The body as it goes on the wire: framed for chunked, checked for fixed length."""
         if self.data is not None:
             if len(self.data):
@@ -52,7 +53,7 @@ class OutgoingBody:
             raise InvalidRequest(f"request body of {sent} bytes is shorter than its Content-Length {self.length}", "body")
 
 
-def _read_source(source: Any) -> Iterator[Any]:
+def _read_source(source: Any) -> Iterator[BytesLike]:
     read = getattr(source, "read", None)
     if read is not None:
         while True:
@@ -75,7 +76,8 @@ def _file_size(body: Any) -> Optional[int]:
         status = os.fstat(body.fileno())
         if not stat.S_ISREG(status.st_mode):
             return None  # a pipe or socket: its size is not known in advance
-        return max(status.st_size - body.tell(), 0)
+        left: int = max(status.st_size - body.tell(), 0)
+        return left
     except (AttributeError, OSError, ValueError, TypeError):
         pass
     try:
@@ -84,7 +86,8 @@ def _file_size(body: Any) -> Optional[int]:
         here = body.tell()
         end = body.seek(0, os.SEEK_END)
         body.seek(here)
-        return max(end - here, 0)
+        left = max(end - here, 0)
+        return left
     except (AttributeError, OSError, ValueError, TypeError):
         return None
 

@@ -5,11 +5,16 @@ hands its connection back exactly once, when it ends or is abandoned."""
 from __future__ import annotations
 
 import zlib
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional, Protocol
 
 from . import _speedups
 from ._errors import Error, IncompleteBody, ProtocolError
 from ._request_body import CHUNK
+
+if TYPE_CHECKING:
+    from ._connection import Connection
+    from ._events import Parser
+    from ._headers import Headers
 
 __all__ = ("FixedLengthBody", "ChunkedBody", "UntilCloseBody", "EmptyBody", "GzipBody")
 
@@ -20,7 +25,7 @@ class _WireBody:
 
     __slots__ = ("_conn", "_finish", "_done", "conn_reused", "bytes_written")
 
-    def __init__(self, conn: Any, finish: Callable[[bool], None]) -> None:
+    def __init__(self, conn: Connection, finish: Callable[[bool], None]) -> None:
         self._conn = conn
         self._finish = finish
         self._done = False
@@ -33,7 +38,7 @@ class _WireBody:
             self._done = True
             self._finish(reusable)
 
-    def _recv(self, view: Any) -> int:
+    def _recv(self, view: memoryview) -> int:
         try:
             return self._conn.recv_into(view)
         except Error:
@@ -73,7 +78,7 @@ class FixedLengthBody(_WireBody):
 
     __slots__ = ("_remaining", "_buffered", "_reusable")
 
-    def __init__(self, conn: Any, finish: Callable[[bool], None], length: int, buffered: bytes, reusable: bool) -> None:
+    def __init__(self, conn: Connection, finish: Callable[[bool], None], length: int, buffered: bytes, reusable: bool) -> None:
         super().__init__(conn, finish)
         self._remaining = length
         self._reusable = reusable
@@ -135,7 +140,7 @@ class UntilCloseBody(_WireBody):
 
     __slots__ = ("_buffered",)
 
-    def __init__(self, conn: Any, finish: Callable[[bool], None], buffered: bytes) -> None:
+    def __init__(self, conn: Connection, finish: Callable[[bool], None], buffered: bytes) -> None:
         super().__init__(conn, finish)
         self._buffered = buffered
 
@@ -172,7 +177,7 @@ class ChunkedBody(_WireBody):
 
     __slots__ = ("_parser", "_trailers", "_pending", "_reusable")
 
-    def __init__(self, conn: Any, finish: Callable[[bool], None], parser: Any, trailers: Any, reusable: bool) -> None:
+    def __init__(self, conn: Connection, finish: Callable[[bool], None], parser: Parser, trailers: Headers, reusable: bool) -> None:
         super().__init__(conn, finish)
         self._parser = parser
         self._trailers = trailers
@@ -214,13 +219,28 @@ class ChunkedBody(_WireBody):
                 elif type(event) is bytes:
                     parts.append(event)
                 else:
-                    self._trailers._items.extend(event.trailers)
+                    # After the head, the parser's events are bytes and EndOfBody.
+                    self._trailers._items.extend(event.trailers)  # type: ignore[union-attr]
                     self._end(self._reusable and not parser.take_unparsed())
                     break
         except ProtocolError:
             self._end(False)
             raise
         self._pending = b"".join(parts)
+
+
+class _Decodable(Protocol):
+    """What GzipBody wraps: a body from the wire, with the facts of its attempt."""
+
+    @property
+    def conn_reused(self) -> bool: ...
+
+    @property
+    def bytes_written(self) -> int: ...
+
+    def read(self, amt: Optional[int]) -> bytes: ...
+
+    def close(self) -> None: ...
 
 
 class GzipBody:
@@ -247,7 +267,7 @@ class GzipBody:
     def bytes_written(self) -> int:
         return self._inner.bytes_written
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: _Decodable) -> None:
         self._inner = inner
         self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self._input = b""  # compressed bytes received; those from _pos on are not decoded yet
@@ -320,7 +340,7 @@ class GzipBody:
                 wanted -= len(out)
         return b"".join(parts)
 
-    def _inflate(self, data: Any, limit: int) -> bytes:
+    def _inflate(self, data: bytes | memoryview, limit: int) -> bytes:
         try:
             return self._decoder.decompress(data, limit)
         except zlib.error as exc:

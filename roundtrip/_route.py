@@ -22,11 +22,14 @@ proxy; never inside a tunnel.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, NamedTuple, Optional
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 from ._errors import ProxyError
 from ._proxy import EnvironmentProxy, FixedProxy, ProxyChooser, ProxyURL, parse_proxy_url
 from ._urls import Target, join_host_port
+
+if TYPE_CHECKING:
+    from ._models import Request
 
 __all__ = ("PoolKey", "Route", "direct_route", "route_for")
 
@@ -47,7 +50,8 @@ class PoolKey(NamedTuple):
         text = f"{self.scheme}://{self.authority}"
         return f"{text} via {self.proxy}" if self.proxy else text
 
-    __repr__ = __str__  # never the credentials
+    def __repr__(self) -> str:
+        return self.__str__()  # never the credentials
 
 
 class Route:
@@ -90,13 +94,14 @@ def _proxy_route(target: Target, proxy: ProxyURL) -> Route:
     return Route(target, PoolKey(scheme, authority, proxy.display, proxy.credentials), proxy)
 
 
-def route_for(proxy: Optional[ProxyChooser], request: Any, target: Target) -> Route:
+def route_for(proxy: Optional[ProxyChooser], request: Request, target: Target) -> Route:
     """The route for ``request`` to ``target`` given the Transport's proxy chooser.
 
     Raises ``ProxyError`` when the chooser names something that is not a usable proxy.
     """
     if proxy is None:
         return direct_route(target)
+    # The ignores: the type checker does not narrow ``proxy`` by the ``kind`` it was saved in.
     kind = type(proxy)
     if kind is FixedProxy:
         parsed: Optional[ProxyURL] = proxy.parsed  # type: ignore[attr-defined]

@@ -58,7 +58,7 @@ def _address(host: str) -> bytes:
     return bytes((_ATYP_IPV6,)) + ip.packed
 
 
-def _authenticate(username: str, password: str) -> Handshake:
+def _authenticate(username: str, password: str) -> Handshake[None]:
     """RFC 1929 §2: VER=1, ULEN, UNAME, PLEN, PASSWD; the reply's STATUS 0 is success."""
     user = username.encode("utf-8")
     secret = password.encode("utf-8")
@@ -71,7 +71,7 @@ def _authenticate(username: str, password: str) -> Handshake:
         raise ProxyError("SOCKS5 proxy rejected the username and password")
 
 
-def socks5_handshake(host: str, port: int, username: Optional[str] = None, password: str = "", resolve: bool = False) -> Handshake:
+def socks5_handshake(host: str, port: int, username: Optional[str] = None, password: str = "", resolve: bool = False) -> Handshake[None]:
     """Ask the proxy to connect to ``host:port``; the handshake ends once the tunnel is open.
 
     ``host`` is sent as an address when it is an IP literal and as a name otherwise; with

@@ -12,13 +12,18 @@ import select
 import socket
 import sys
 from collections import OrderedDict, deque
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Generic, Hashable, Iterable, TypeVar, Union
 
 import h11
 
 from . import _messages
 from ._errors import HeaderTooLarge, IncompleteBody, ProtocolError
 from ._events import CHUNKED, UNTIL_CLOSE, EndOfBody, ResponseHead
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
+    from ._events import IdleConn
 
 __all__ = (
     "is_token",
@@ -98,7 +103,7 @@ _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _NOWAIT_FLAGS = _DONTWAIT | getattr(socket, "MSG_NOSIGNAL", 0)
 
 
-def send_nowait(sock: socket.socket, data: Any) -> int:
+def send_nowait(sock: socket.socket, data: ReadableBuffer) -> int:
     """Send what the socket takes now: the count sent, 0 if nothing fits. For plain TCP
     sockets only; a blocking socket stays blocking."""
     try:
@@ -129,7 +134,7 @@ def new_body_buffer(size: int) -> tuple[bytearray, memoryview]:
 _hex_digits_re = re.compile(rb"[0-9A-Fa-f]+")
 
 
-def _decode_fields(fields: Any) -> list[tuple[str, str]]:
+def _decode_fields(fields: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
     return [(bytes(name).decode("latin-1"), bytes(value).decode("latin-1")) for name, value in fields]
 
 
@@ -161,7 +166,7 @@ def _body_length(method: str, status_code: int, fields: list[tuple[str, str]]) -
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 
-def _client_after_request(method: str) -> Any:
+def _client_after_request(method: str) -> h11.Connection:
     """An h11 client that has sent a request: h11 needs the request it is answering, and only
     the method matters for the response. A 101 reply is final for us, so every request offers
     an upgrade for h11's sake."""
@@ -225,6 +230,9 @@ def _content_length_to_blame(received: bytes, method: str) -> bool:
         return probe.next_event() is not h11.NEED_DATA
     except h11.RemoteProtocolError:
         return False
+
+# What h11's next_event() returns: an event, or one of its NEED_DATA and PAUSED sentinels.
+_H11Event = Union[h11.Event, type[h11.NEED_DATA], type[h11.PAUSED]]
 
 
 class ResponseParser:
@@ -326,7 +334,7 @@ class ResponseParser:
     def _unparsed(self) -> int:
         return len(self._h11.trailing_data[0])
 
-    def _head_event(self, event: Any, unparsed_before: int) -> ResponseHead | None:
+    def _head_event(self, event: _H11Event, unparsed_before: int) -> ResponseHead | None:
         if event is h11.NEED_DATA:
             if self._eof:
                 self._failed = True
@@ -344,8 +352,10 @@ class ResponseParser:
             self._failed = True
             raise HeaderTooLarge(_messages.HEAD_TOO_LARGE)
         self._head_budget -= head_size
-        status_code = event.status_code
-        fields = _decode_fields(event.headers.raw_items())
+        # Neither sentinel: h11 gives a response head here (1xx or final).
+        head: h11.InformationalResponse | h11.Response = event  # type: ignore[assignment]
+        status_code = head.status_code
+        fields = _decode_fields(head.headers.raw_items())
         if status_code < 200 and status_code != 101:
             body_length = 0
         elif status_code == 101:
@@ -359,14 +369,14 @@ class ResponseParser:
                 self._done = True
         return ResponseHead(
             status_code,
-            event.reason.decode("latin-1"),
-            "HTTP/" + event.http_version.decode("ascii"),
+            head.reason.decode("latin-1"),
+            "HTTP/" + head.http_version.decode("ascii"),
             fields,
             body_length,
             head_size,
         )
 
-    def _body_event(self, event: Any) -> bytes | EndOfBody | None:
+    def _body_event(self, event: _H11Event) -> bytes | EndOfBody | None:
         if isinstance(event, h11.Data):
             return bytes(event.data)
         if isinstance(event, h11.EndOfMessage):
@@ -387,7 +397,11 @@ class ResponseParser:
         return None
 
 
-class IdleConnections:
+_K = TypeVar("_K", bound=Hashable)
+_C = TypeVar("_C", bound="IdleConn")
+
+
+class IdleConnections(Generic[_K, _C]):
     """Idle connections by pool key: the most recently used first within a key, and the least
     recently used across all keys evicted first (Go's ``idleConn`` and ``idleLRU``).
 
@@ -398,22 +412,22 @@ class IdleConnections:
     def __init__(self, max_idle: int, max_idle_per_key: int) -> None:
         self._max_idle = max_idle  # 0 = no limit
         self._max_idle_per_key = max_idle_per_key  # < 1 = keep none
-        self._by_key: dict[Any, deque[Any]] = {}
-        self._lru: OrderedDict[int, tuple[Any, Any]] = OrderedDict()
+        self._by_key: dict[_K, deque[_C]] = {}
+        self._lru: OrderedDict[int, tuple[_K, _C]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._lru)
 
-    def count(self, key: Any) -> int:
+    def count(self, key: _K) -> int:
         """Idle connections under ``key``."""
         stack = self._by_key.get(key)
         return len(stack) if stack else 0
 
-    def keys(self) -> list[Any]:
+    def keys(self) -> list[_K]:
         """Keys with at least one idle connection."""
         return list(self._by_key)
 
-    def get(self, key: Any) -> Any:
+    def get(self, key: _K) -> _C | None:
         """Take the most recently used idle connection for ``key``, or ``None``."""
         stack = self._by_key.get(key)
         if not stack:
@@ -424,7 +438,7 @@ class IdleConnections:
         del self._lru[id(conn)]
         return conn
 
-    def put(self, key: Any, conn: Any) -> list[Any]:
+    def put(self, key: _K, conn: _C) -> list[_C]:
         """Keep ``conn`` idle; return the connections that must now be closed (possibly
         ``conn`` itself when its key is full)."""
         already = self._lru.pop(id(conn), None)
@@ -446,14 +460,14 @@ class IdleConnections:
             evicted.append(old)
         return evicted
 
-    def remove(self, key: Any, conn: Any) -> bool:
+    def remove(self, key: _K, conn: _C) -> bool:
         """Forget ``conn`` if it is idle; whether it was."""
         if self._lru.pop(id(conn), None) is None:
             return False
         self._discard(key, conn)
         return True
 
-    def pop_expired(self, cutoff: float) -> list[Any]:
+    def pop_expired(self, cutoff: float) -> list[_C]:
         """Remove and return every connection idle since before ``cutoff``."""
         expired = []
         while self._lru:
@@ -471,14 +485,14 @@ class IdleConnections:
             return None
         return next(iter(self._lru.values()))[1].idle_since
 
-    def pop_all(self) -> list[Any]:
+    def pop_all(self) -> list[_C]:
         """Remove and return every idle connection."""
         conns = [conn for _, conn in self._lru.values()]
         self._lru.clear()
         self._by_key.clear()
         return conns
 
-    def _discard(self, key: Any, conn: Any) -> None:
+    def _discard(self, key: _K, conn: _C) -> None:
         stack = self._by_key[key]
         stack.remove(conn)
         if not stack:

@@ -13,9 +13,14 @@ from __future__ import annotations
 import socket
 import ssl
 from functools import partial
-from typing import Any, Optional, Protocol
+from typing import TYPE_CHECKING, Optional, Protocol, Union
 
 from . import _speedups
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
+    from ._tls import TLSLayers
 
 __all__ = ("Stream", "SocketStream", "TLSStream")
 
@@ -26,17 +31,19 @@ _PEEK_SIZE = 65536
 class Stream(Protocol):
     """What a connection needs of its transport layer."""
 
-    #: The socket whose descriptor the stream reads and writes (for timeouts and polling).
-    sock: socket.socket
     fd: int
 
-    def recv_into(self, view: Any) -> int:
+    @property
+    def sock(self) -> socket.socket:
+        """The socket whose descriptor the stream reads and writes (for timeouts and polling)."""
+
+    def recv_into(self, view: memoryview) -> int:
         """Receive into ``view`` (waiting up to the socket's timeout); 0 at EOF."""
 
-    def send(self, data: Any) -> int:
+    def send(self, data: ReadableBuffer) -> int:
         """Send some of ``data``; returns how much the stream took."""
 
-    def send_nowait(self, data: Any) -> int:
+    def send_nowait(self, data: ReadableBuffer) -> int:
         """A first send, for a connection with no deadline: on a plain socket it takes what
         the socket buffer takes without blocking (and without releasing the GIL); elsewhere
         it is ``send``."""
@@ -71,7 +78,7 @@ class _StreamBase:
         self.sock.settimeout(timeout)
 
     def readable(self) -> bool:
-        return self._poll_readable(self.fd)  # type: ignore[no-any-return]
+        return self._poll_readable(self.fd)
 
     def abort(self) -> None:
         try:
@@ -103,7 +110,7 @@ class SocketStream(_StreamBase):
         self.send_nowait = partial(_speedups.impl.send_nowait, sock) if self.plain else sock.send
 
     def response_waiting(self) -> bool:
-        return self._poll_readable(self.fd)  # type: ignore[no-any-return]
+        return self._poll_readable(self.fd)
 
 
 class TLSStream(_StreamBase):
@@ -112,11 +119,13 @@ class TLSStream(_StreamBase):
 
     __slots__ = ("_prefetched",)
 
-    def __init__(self, sock: socket.socket) -> None:
+    sock: Union[ssl.SSLSocket, TLSLayers]
+
+    def __init__(self, sock: Union[ssl.SSLSocket, TLSLayers]) -> None:
         super().__init__(sock)
         self._prefetched: Optional[bytes] = None  # plaintext read by response_waiting
 
-    def recv_into(self, view: Any) -> int:
+    def recv_into(self, view: memoryview) -> int:
         data = self._prefetched
         if data is None:
             return self.sock.recv_into(view)
@@ -126,13 +135,13 @@ class TLSStream(_StreamBase):
         self._prefetched = data[count:] or None
         return count
 
-    def send(self, data: Any) -> int:
+    def send(self, data: ReadableBuffer) -> int:
         return self.sock.send(data)
 
     send_nowait = send
 
     def tls_version(self) -> Optional[str]:
-        return self.sock.version()  # type: ignore[attr-defined, no-any-return]
+        return self.sock.version()
 
     def response_waiting(self) -> bool:
         if self._prefetched is not None:

@@ -7,27 +7,34 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional, TypeVar
 
 from ._pool import Actions, PoolState, Waiter
+
+if TYPE_CHECKING:
+    from ._connection import Connection
+    from ._events import IdleTable
+    from ._route import PoolKey
+
+_R = TypeVar("_R")
 
 __all__ = ("Pool", "Want")
 
 
-class Want(Waiter):
+class Want(Waiter["Connection"]):
     """A waiting request on a thread. The dialing thread and the pool hand results over under
     ``cond``; trace events raised while dialing are queued in ``events`` and run by the
     waiting (calling) thread."""
 
     __slots__ = ("dial", "cond", "events")
 
-    def __init__(self, key: Any, dial: Callable[["Want"], None]) -> None:
+    def __init__(self, key: PoolKey, dial: Callable[["Want"], None]) -> None:
         super().__init__(key)
         self.dial = dial  # runs on its own thread and ends with Pool.dial_finished
         self.cond = threading.Condition(threading.Lock())
-        self.events: deque[Callable[[], Any]] = deque()
+        self.events: deque[Callable[[], object]] = deque()
 
-    def post(self, event: Callable[[], Any]) -> None:
+    def post(self, event: Callable[[], object]) -> None:
         """Queue a trace hook call for the waiting thread."""
         with self.cond:
             self.events.append(event)
@@ -42,15 +49,15 @@ class Pool:
     """``PoolState`` for threads: every step under one lock; what it decides (dials to start,
     waiters to wake, connections to close) is carried out after the lock is released."""
 
-    def __init__(self, idle: Any, *, max_conns_per_host: int, idle_conn_timeout: Optional[float], keep_alive: bool) -> None:
-        self._state = PoolState(idle, max_conns_per_host=max_conns_per_host, idle_conn_timeout=idle_conn_timeout, keep_alive=keep_alive)
+    def __init__(self, idle: IdleTable[PoolKey, Connection], *, max_conns_per_host: int, idle_conn_timeout: Optional[float], keep_alive: bool) -> None:
+        self._state: PoolState[Connection, Want] = PoolState(idle, max_conns_per_host=max_conns_per_host, idle_conn_timeout=idle_conn_timeout, keep_alive=keep_alive)
         # Where a finalized, unfinished response leaves its connection (no lock taken there).
         self.orphans = self._state.orphans
         self._lock = threading.Lock()
         self._reaper_wakeup = threading.Condition(self._lock)
         self._reaper: Optional[threading.Thread] = None
 
-    def take_idle(self, key: Any) -> Any:
+    def take_idle(self, key: PoolKey) -> Optional[Connection]:
         """The most recently used idle connection for ``key``, marked active, or None. The
         caller checks it is still alive and calls ``discard`` if not."""
         # A step of every request: _step's work inlined (it costs several calls).
@@ -65,7 +72,7 @@ class Pool:
         self._step(_nothing)  # carry out what it decided (expired connections, dials)
         return conn
 
-    def want(self, key: Any, dial: Callable[[Want], None]) -> Want:
+    def want(self, key: PoolKey, dial: Callable[[Want], None]) -> Want:
         """Queue a want for ``key``; its dial starts unless ``max_conns_per_host`` is reached."""
         want = Want(key, dial)
         self._step(self._state.want, want)
@@ -76,11 +83,11 @@ class Pool:
         or is closed when ``close`` is set (a trace hook raised)."""
         self._step(self._state.abandon, want, time.monotonic(), not close)
 
-    def dial_finished(self, want: Want, conn: Any, error: Optional[BaseException]) -> None:
+    def dial_finished(self, want: Want, conn: Optional[Connection], error: Optional[BaseException]) -> None:
         """Called by the dialing thread with the new connection or the dial's error."""
         self._step(self._state.dial_finished, want, conn, error, time.monotonic())
 
-    def release(self, conn: Any, reusable: bool) -> bool:
+    def release(self, conn: Connection, reusable: bool) -> bool:
         """Return an active connection: to the oldest waiter, else to the idle pool, else closed.
         Returns whether it was kept."""
         # A step of every request: _step's work inlined (it costs several calls).
@@ -97,11 +104,11 @@ class Pool:
         self._step(_nothing)  # carry out what it decided
         return kept
 
-    def discard(self, conn: Any) -> None:
+    def discard(self, conn: Connection) -> None:
         """Close an active connection and free its slot."""
         self.release(conn, reusable=False)
 
-    def evict(self, conn: Any) -> None:
+    def evict(self, conn: Connection) -> None:
         """Close ``conn`` if it is idle (its owner's trace hook failed after it was pooled)."""
         self._step(self._state.evict, conn)
 
@@ -114,7 +121,7 @@ class Pool:
         self._step(self._state.close)
 
     def stats(self) -> dict[str, dict[str, int]]:
-        return self._step(self._state.stats)  # type: ignore[no-any-return]
+        return self._step(self._state.stats)
 
     def settle_orphans(self) -> None:
         """Free the slots of connections whose responses were dropped (a waiter calls this
@@ -124,7 +131,7 @@ class Pool:
 
     # -- the edge ----------------------------------------------------------------------------
 
-    def _step(self, step: Callable[..., Any], *args: Any) -> Any:
+    def _step(self, step: Callable[..., _R], *args: object) -> _R:
         """Run one ``PoolState`` step under the lock, then carry out what it decided. (A step
         that raises leaves its decisions in the outbox for the next one.)"""
         state = self._state
@@ -142,12 +149,12 @@ class Pool:
             self._carry_out(actions)
         return result
 
-    def _carry_out(self, actions: Actions) -> None:
+    def _carry_out(self, actions: Actions[Connection, Want]) -> None:
         for waiter in actions.wake:
-            with waiter.cond:  # type: ignore[attr-defined]
-                waiter.cond.notify()  # type: ignore[attr-defined]
+            with waiter.cond:
+                waiter.cond.notify()
         for waiter in actions.dials:
-            threading.Thread(target=waiter.dial, args=(waiter,), name="roundtrip-dial", daemon=True).start()  # type: ignore[attr-defined]
+            threading.Thread(target=waiter.dial, args=(waiter,), name="roundtrip-dial", daemon=True).start()
         for conn in actions.close:
             conn.close()
 

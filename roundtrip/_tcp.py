@@ -18,11 +18,14 @@ import os
 import selectors
 import socket
 import time
-from typing import Any, Callable, Iterator, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, Optional
 
 from ._dial_schedule import Attempt, DialSchedule
 from ._errors import ConnectError, ConnectTimeout, Error
 from ._urls import join_host_port
+
+if TYPE_CHECKING:
+    from ._options import Dial
 
 __all__ = ("open_socket", "lookup", "ticks", "wait_for", "Abandoned", "Candidate", "Post", "TICK")
 
@@ -290,7 +293,7 @@ def _race(candidates: list[Candidate], timeout: Optional[float], post: Post, gon
     return sock
 
 
-def open_socket(host: str, port: int, timeout: Optional[float], dial: Any, post: Post, gone: Callable[[], bool]) -> socket.socket:
+def open_socket(host: str, port: int, timeout: Optional[float], dial: Optional[Dial], post: Post, gone: Callable[[], bool]) -> socket.socket:
     """A connected TCP socket to ``host:port`` (an IPv6 address may carry ``%zone``), by the
     caller's ``dial`` or the default one. ``timeout`` bounds each address tried."""
     if dial is not None:

@@ -9,10 +9,15 @@ import selectors
 import socket
 import ssl
 import time
-from typing import Any, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Callable, Optional, TypeVar
 
 from ._errors import Error, TLSError, TLSHandshakeTimeout
 from ._tcp import Abandoned, Post, ticks, wait_for
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
+
+    from ._options import Options
 
 __all__ = ("tls_context", "start_tls", "TLSLayers", "add_tls_layer")
 
@@ -20,14 +25,14 @@ _READ_SIZE = 65536
 _Layer = TypeVar("_Layer")
 
 
-def tls_context(options: Any) -> ssl.SSLContext:
+def tls_context(options: Options) -> ssl.SSLContext:
     """The Transport's ``ssl_context``, or the system's settings with verification on (made
     once per Transport, when first needed: loading the CA certificates takes a while)."""
     if options.ssl_context is not None:
-        return options.ssl_context  # type: ignore[no-any-return]
+        return options.ssl_context
     if options.default_tls is None:
         options.default_tls = ssl.create_default_context()
-    return options.default_tls  # type: ignore[no-any-return]
+    return options.default_tls
 
 
 def _timed_out() -> Error:
@@ -74,7 +79,7 @@ def _socket_step(tls: ssl.SSLSocket, tick: float) -> bool:
     return False
 
 
-def start_tls(sock: socket.socket, options: Any, server_hostname: str, post: Post, gone: Callable[[], bool]) -> ssl.SSLSocket:
+def start_tls(sock: socket.socket, options: Options, server_hostname: str, post: Post, gone: Callable[[], bool]) -> ssl.SSLSocket:
     """TLS over ``sock`` with the Transport's settings, handshake done within
     ``tls_handshake_timeout``. The socket is closed if this fails."""
 
@@ -104,7 +109,7 @@ def _layer_step(layers: "TLSLayers", tick: float) -> bool:
         return False
 
 
-def add_tls_layer(layers: "TLSLayers", options: Any, server_hostname: str, post: Post, gone: Callable[[], bool]) -> None:
+def add_tls_layer(layers: "TLSLayers", options: Options, server_hostname: str, post: Post, gone: Callable[[], bool]) -> None:
     """A TLS handshake on a new innermost layer of ``layers``, as ``start_tls`` does one on a
     socket (the caller closes ``layers`` if this fails)."""
 
@@ -188,18 +193,18 @@ class TLSLayers(socket.socket):
             except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
                 return b""  # like SSLSocket's suppress_ragged_eofs
 
-    def recv(self, bufsize: int, flags: int = 0) -> bytes:  # type: ignore[override]
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
         if flags:
             raise ValueError("flags are not supported on a TLS tunnel")
         return self._read(len(self._layers) - 1, bufsize)
 
-    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:  # type: ignore[override]
+    def recv_into(self, buffer: WriteableBuffer, nbytes: int = 0, flags: int = 0) -> int:
         view = memoryview(buffer).cast("B")
         data = self.recv(nbytes or len(view), flags)
         view[: len(data)] = data
         return len(data)
 
-    def send(self, data: Any, flags: int = 0) -> int:  # type: ignore[override]
+    def send(self, data: ReadableBuffer, flags: int = 0) -> int:
         """Encrypt all of ``data``. What the network does not take before a timeout stays
         queued and goes out before anything else is sent or received."""
         if flags:
@@ -214,7 +219,7 @@ class TLSLayers(socket.socket):
             pass  # accepted and queued
         return len(memoryview(data).cast("B"))
 
-    def sendall(self, data: Any, flags: int = 0) -> None:  # type: ignore[override]
+    def sendall(self, data: ReadableBuffer, flags: int = 0) -> None:
         self.send(data, flags)
         self._flush()
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
+
+if TYPE_CHECKING:
+    from ._headers import Headers
 
 __all__ = ("Trace", "GotConnInfo", "HOOKS")
 
@@ -52,24 +55,25 @@ class Trace:
 
     __slots__ = HOOKS
 
-    get_conn: Optional[Callable[[str], Any]]
-    got_conn: Optional[Callable[["GotConnInfo"], Any]]
-    put_idle_conn: Optional[Callable[[Optional[BaseException]], Any]]
-    dns_start: Optional[Callable[[str], Any]]
-    dns_done: Optional[Callable[[list, Optional[BaseException]], Any]]
-    connect_start: Optional[Callable[[tuple], Any]]
-    connect_done: Optional[Callable[[tuple, Optional[BaseException]], Any]]
-    tls_handshake_start: Optional[Callable[[], Any]]
-    tls_handshake_done: Optional[Callable[[Optional[BaseException]], Any]]
-    wrote_headers: Optional[Callable[[], Any]]
-    wait_100_continue: Optional[Callable[[], Any]]
-    got_100_continue: Optional[Callable[[], Any]]
-    got_1xx_response: Optional[Callable[[int, Any], Any]]
-    wrote_request: Optional[Callable[[Optional[BaseException]], Any]]
-    got_first_response_byte: Optional[Callable[[], Any]]
-    retried: Optional[Callable[[str, int], Any]]
+    # What a hook returns is ignored.
+    get_conn: Optional[Callable[[str], object]]
+    got_conn: Optional[Callable[["GotConnInfo"], object]]
+    put_idle_conn: Optional[Callable[[Optional[BaseException]], object]]
+    dns_start: Optional[Callable[[str], object]]
+    dns_done: Optional[Callable[[list[str], Optional[BaseException]], object]]
+    connect_start: Optional[Callable[[tuple[str, int]], object]]
+    connect_done: Optional[Callable[[tuple[str, int], Optional[BaseException]], object]]
+    tls_handshake_start: Optional[Callable[[], object]]
+    tls_handshake_done: Optional[Callable[[Optional[BaseException]], object]]
+    wrote_headers: Optional[Callable[[], object]]
+    wait_100_continue: Optional[Callable[[], object]]
+    got_100_continue: Optional[Callable[[], object]]
+    got_1xx_response: Optional[Callable[[int, "Headers"], object]]
+    wrote_request: Optional[Callable[[Optional[BaseException]], object]]
+    got_first_response_byte: Optional[Callable[[], object]]
+    retried: Optional[Callable[[str, int], object]]
 
-    def __init__(self, **hooks: Callable[..., Any]) -> None:
+    def __init__(self, **hooks: Callable[..., object]) -> None:
         unknown = set(hooks) - set(HOOKS)
         if unknown:
             raise TypeError(f"unknown trace hook(s): {', '.join(sorted(unknown))}")

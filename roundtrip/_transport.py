@@ -11,7 +11,7 @@ import inspect
 import ssl
 import threading
 import time
-from typing import Any, Callable, Optional, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, runtime_checkable
 
 from . import _speedups
 from ._request_body import BYTES_LIKE
@@ -26,6 +26,10 @@ from ._proxy import proxy_from_environment, proxy_option
 from ._retry import should_retry
 from ._tcp import Abandoned
 from ._trace import GotConnInfo
+
+if TYPE_CHECKING:
+    from ._context import Context
+    from ._options import Dial
 
 __all__ = ("Transport", "RoundTripper")
 
@@ -103,7 +107,7 @@ class Transport:
         disable_compression: bool = False,
         proxy: Optional[Callable[[Request], Optional[str]]] = _UNSET,
         ssl_context: Optional[ssl.SSLContext] = None,
-        dial: Optional[Callable[..., Any]] = None,
+        dial: Optional[Dial] = None,
     ) -> None:
         self._options = Options(
             connect_timeout=connect_timeout,
@@ -166,15 +170,16 @@ class Transport:
             except AttemptFailed as failed:
                 self._drop(conn)
                 error = failed.error
-                error.conn_reused = conn.reused  # type: ignore[attr-defined]
-                error.bytes_written = conn.bytes_written  # type: ignore[attr-defined]
+                error.conn_reused = conn.reused
+                error.bytes_written = conn.bytes_written
                 if not should_retry(conn.reused, failed.retry_reason, prepared.rewindable, prepared.replayable):
                     raise error from None
                 prepared.rewind()
                 attempt += 1
                 trace = prepared.trace
                 if trace is not None and trace.retried is not None:
-                    trace.retried(failed.retry_reason, attempt)
+                    # should_retry holds only with a reason.
+                    trace.retried(failed.retry_reason, attempt)  # type: ignore[arg-type]
             except BaseException:
                 self._drop(conn)  # a trace hook raised, or worse: the connection is closed
                 raise
@@ -232,17 +237,17 @@ class Transport:
                 pool.discard(conn)
                 continue
             if trace is not None and trace.got_conn is not None:
-                self._got_conn(trace, conn, GotConnInfo(True, True, time.monotonic() - conn.idle_since, conn.stream.tls_version()))
+                self._got_conn(trace.got_conn, conn, GotConnInfo(True, True, time.monotonic() - conn.idle_since, conn.stream.tls_version()))
             return conn
         want = pool.want(key, lambda want: self._dial(prepared, want))
         conn = self._await(want, prepared)
         if trace is not None and trace.got_conn is not None:
-            self._got_conn(trace, conn, GotConnInfo(conn.reused, False, 0.0, conn.stream.tls_version()))
+            self._got_conn(trace.got_conn, conn, GotConnInfo(conn.reused, False, 0.0, conn.stream.tls_version()))
         return conn
 
-    def _got_conn(self, trace: Any, conn: Connection, info: GotConnInfo) -> None:
+    def _got_conn(self, got_conn: Callable[[GotConnInfo], object], conn: Connection, info: GotConnInfo) -> None:
         try:
-            trace.got_conn(info)
+            got_conn(info)
         except BaseException:
             self._drop(conn)
             raise
@@ -291,7 +296,7 @@ class Transport:
         """Runs on a dial thread: connect along the route and hand the result to the pool."""
         trace = prepared.trace
 
-        def post(hook_name: str, *args: Any) -> None:
+        def post(hook_name: str, *args: object) -> None:
             hook = getattr(trace, hook_name) if trace is not None else None
             if hook is not None:
                 want.post(lambda: hook(*args))
@@ -376,7 +381,7 @@ class _BodyMark:
         return iter(body) is body  # an iterator may have been advanced; a container replays
 
 
-def _stopped(context: Any) -> bool:
+def _stopped(context: Optional[Context]) -> bool:
     return context is not None and (context.cancelled or _past(context.deadline))
 
 

@@ -3,7 +3,7 @@ no I/O of its own."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Optional
 
 from ._errors import HeaderTooLarge, ProtocolError, ProxyError
 from ._handshake import Handshake, Receive, Send
@@ -11,12 +11,16 @@ from ._proxy import ProxyURL
 from ._urls import Target, join_host_port
 from ._version import USER_AGENT
 
+if TYPE_CHECKING:
+    from ._events import ResponseHead
+    from ._speedups import Speedups
+
 __all__ = ("connect_handshake",)
 
 _READ_SIZE = 65536
 
 
-def connect_handshake(target: Target, proxy: ProxyURL, max_head_bytes: int, impl: Any, what: str) -> Handshake:
+def connect_handshake(target: Target, proxy: ProxyURL, max_head_bytes: int, impl: Speedups, what: str) -> Handshake[None]:
     """``CONNECT host:port`` and its response; the handshake ends once the tunnel is up.
 
     ``what`` names the proxy in messages. Raises ``ProxyError`` for a non-2xx answer (with the
@@ -33,7 +37,8 @@ def connect_handshake(target: Target, proxy: ProxyURL, max_head_bytes: int, impl
     received = 0
     while True:
         try:
-            head = parser.next_event()
+            # Until the final head, the parser returns heads only (the loop ends there).
+            head: Optional[ResponseHead] = parser.next_event()  # type: ignore[assignment]
         except HeaderTooLarge as exc:
             raise ProxyError(f"{what}: CONNECT response head exceeds max_response_header_bytes") from exc
         except ProtocolError as exc:

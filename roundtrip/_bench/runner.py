@@ -135,7 +135,8 @@ def _run_worker(info: ClientInfo, server: BenchServer, scenarios: list[str], set
         return {"error": f"worker did not finish within {budget:.0f}s"}
     for line in reversed(out.splitlines()):
         if line.startswith("{"):
-            return json.loads(line)
+            result: dict[str, Any] = json.loads(line)  # the worker's report (JSON)
+            return result
     last = err.strip().splitlines()[-1] if err.strip() else f"exit status {process.returncode}"
     return {"error": f"worker failed: {last}"}
 

@@ -95,7 +95,8 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def wait_listening(port: int, alive: Callable[[], bool], what: str) -> None:
@@ -336,9 +337,10 @@ def _serve_connection(conn: socket.socket) -> None:
         if expect_continue:
             conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         if chunked:
-            buf = _skip_chunked(conn, buf)
-            if buf is None:
+            rest = _skip_chunked(conn, buf)
+            if rest is None:
                 return
+            buf = rest
         else:
             while len(buf) < length:
                 data = recv(max(65536, length - len(buf)))
