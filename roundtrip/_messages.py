@@ -26,6 +26,9 @@ CHUNK_SIZE_TOO_LARGE = "chunk size too large"
 FED_AFTER_EOF = "received close, then received more data?"
 
 
+# The URL has no host (Go's "http: no Host in request URL").
+NO_HOST = "no Host in request URL"
+
 # Validation before any I/O (Go's httpguts rules and validMethod). Names and methods are quoted
 # as JSON quotes them; a header value is never echoed: it may be a secret.
 

@@ -10,6 +10,7 @@ import re
 from functools import lru_cache
 from typing import NamedTuple
 
+from . import _messages
 from ._errors import InvalidRequest
 
 __all__ = ("Target", "bracket", "join_host_port", "split_scheme", "split_target", "split_zone", "escape_zone", "DEFAULT_PORTS")
@@ -120,7 +121,7 @@ def split_target(scheme: str, rest: str) -> Target:
     in the host, path or query.
     """
     if not rest.startswith("//"):
-        raise InvalidRequest("no Host in request URL", "url")
+        raise InvalidRequest(_messages.NO_HOST, "url")
     end = len(rest)
     for delimiter in "/?#":
         found = rest.find(delimiter, 2)
@@ -157,7 +158,7 @@ def split_target(scheme: str, rest: str) -> Target:
         if ":" in host:
             raise InvalidRequest("invalid port in URL: IPv6 hosts need [brackets]", "url")
     if not host:
-        raise InvalidRequest("no Host in request URL", "url")
+        raise InvalidRequest(_messages.NO_HOST, "url")
     if port_text:
         if not port_text.isdigit() or not port_text.isascii() or not 0 < int(port_text) < 65536:
             raise InvalidRequest(f"invalid port {':' + port_text!r} after host in URL", "url")

@@ -11,6 +11,7 @@ from typing import Any, Iterator, Optional
 import httpx
 
 import roundtrip
+from roundtrip import _messages
 from roundtrip._trace import HOOKS
 
 from ._httpx_options import RETRY_BACKOFF, check_versions, transport_options
@@ -420,24 +421,6 @@ def _retryable(exc: roundtrip.Error, error: Exception, body: Any) -> bool:
     return body is None or isinstance(body, bytes)
 
 
-def _invalid_part(exc: roundtrip.InvalidRequest) -> str:
-    """What was wrong with a request roundtrip refused: ``"method"``, ``"header"``, ``"url"``,
-    ``"scheme"`` or ``"body"``."""
-    part = getattr(exc, "part", None)
-    if part:
-        return part
-    message = str(exc)
-    if message.startswith("unsupported protocol scheme"):
-        return "scheme"
-    if message.startswith("invalid method"):
-        return "method"
-    if "header" in message:
-        return "header"
-    if "URL" in message or "Host" in message:
-        return "url"
-    return "body"
-
-
 def _httpx_error(exc: roundtrip.Error, timer: Optional[PhaseTimer], request: httpx.Request) -> Exception:
     """The httpx exception for a roundtrip error (see the table of ``HTTPXTransport``)."""
     message = str(exc)
@@ -451,14 +434,14 @@ def _httpx_error(exc: roundtrip.Error, timer: Optional[PhaseTimer], request: htt
     if isinstance(exc, roundtrip.ConnectError):
         return httpx.ConnectError(message, request=request)
     if isinstance(exc, roundtrip.InvalidRequest):
-        part = _invalid_part(exc)
+        part = exc.part
         if part == "scheme":
             # The wording httpx users see from httpx's own transport.
             scheme = request.url.scheme
             if not scheme:
                 return httpx.UnsupportedProtocol("Request URL is missing an 'http://' or 'https://' protocol.", request=request)
             return httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{scheme}://'.", request=request)
-        if message == "no Host in request URL":
+        if message == _messages.NO_HOST:
             return httpx.UnsupportedProtocol(message, request=request)
         if part == "url" and "port" in message:
             # No connection can be made to a port outside 1-65535 (httpx's own URL parsing

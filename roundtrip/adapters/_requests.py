@@ -32,6 +32,7 @@ from urllib3.util import parse_url
 from urllib3.util.retry import Retry
 
 import roundtrip
+from roundtrip import _messages
 from roundtrip._headers import _text
 
 from ._timeouts import CONNECT, POOL, READ, WRITE, PhaseTimer, TimedFile, Watchdog, timed_chunks, timeout_phase
@@ -43,7 +44,8 @@ _PIECE = 65536  # the most one timed read of the response body asks for
 _BYTES_LIKE = (bytes, bytearray, memoryview)
 # roundtrip's messages for a head cut off by the end of the stream, and for a bad Content-Length
 _CLOSED_IN_HEAD = "server closed the connection inside the response head"
-_BAD_CONTENT_LENGTH = "malformed response head: invalid or conflicting Content-Length"
+_BAD_CONTENT_LENGTH = _messages.BAD_CONTENT_LENGTH
+_INVALID_REQUEST = {"header": rexc.InvalidHeader, "scheme": rexc.InvalidSchema, "url": rexc.InvalidURL}
 
 
 class _AdapterRequest(roundtrip.Request):
@@ -620,15 +622,11 @@ def _requests_error(exc: roundtrip.Error, timer: Optional[PhaseTimer], request: 
     elif isinstance(exc, roundtrip.ProtocolError) and str(exc) == _BAD_CONTENT_LENGTH:
         cls = rexc.InvalidHeader  # urllib3: Content-Length contained multiple unmatching values
     elif isinstance(exc, roundtrip.InvalidRequest):
-        message = str(exc)
-        if message.startswith(("invalid header field", "header field")):
-            cls = rexc.InvalidHeader
-        elif message.startswith("unsupported protocol scheme"):
-            cls = rexc.InvalidSchema
-        elif "URL" in message:
-            cls = rexc.InvalidURL
-        else:
-            return None
+        # By what was wrong, never by the wording of the message.
+        mapped = _INVALID_REQUEST.get(exc.part)
+        if mapped is None:
+            return None  # method or body: a ValueError, as http.client raises
+        cls = mapped
     elif isinstance(exc, roundtrip.TransportClosed):
         return RuntimeError(f"cannot send a request: {exc}")
     else:
