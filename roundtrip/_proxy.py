@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Optional, Union
 from urllib.parse import unquote
 
 from ._errors import InvalidRequest
-from ._urls import Target, bracket, split_scheme, split_target, split_zone
+from ._urls import Target, bracket, split_authority, split_scheme, split_target, valid_port
 
 __all__ = (
     "ProxyURL",
@@ -103,27 +103,14 @@ def parse_proxy_url(text: str) -> ProxyURL:
     if at:
         user_text, _, password_text = userinfo.partition(":")
         username, password = unquote(user_text), unquote(password_text)
-    if hostport.startswith("["):
-        close = hostport.find("]")
-        if close == -1:
-            raise ValueError("invalid proxy URL: missing ']' in host")
-        try:
-            host, zone = split_zone(hostport[1:close])
-        except InvalidRequest as exc:
-            raise ValueError(f"invalid proxy URL: {exc}") from None
-        port_text = hostport[close + 1 :]
-        if port_text and not port_text.startswith(":"):
-            raise ValueError("invalid proxy URL: bad port")
-        port_text = port_text[1:]
-    else:
-        zone = ""
-        host, colon, port_text = hostport.rpartition(":")
-        if not colon:
-            host, port_text = hostport, ""
+    try:
+        host, zone, port_text = split_authority(hostport)
+    except InvalidRequest as exc:
+        raise ValueError(f"invalid proxy URL: {exc}") from None
     if not host:
         raise ValueError("invalid proxy URL: no host")
     if port_text:
-        if not (port_text.isascii() and port_text.isdigit() and 0 < int(port_text) < 65536):
+        if not valid_port(port_text):
             raise ValueError("invalid proxy URL: bad port")
         port = int(port_text)
     else:

@@ -13,7 +13,7 @@ from typing import NamedTuple
 from . import _messages
 from ._errors import InvalidRequest
 
-__all__ = ("Target", "bracket", "join_host_port", "split_scheme", "split_target", "split_zone", "escape_zone", "DEFAULT_PORTS")
+__all__ = ("Target", "bracket", "join_host_port", "split_authority", "valid_port", "split_scheme", "split_target", "split_zone", "escape_zone", "DEFAULT_PORTS")
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -100,6 +100,32 @@ def _percent_encode(text: str) -> str:
     )
 
 
+def split_authority(authority: str) -> tuple[str, str, str]:
+    """``(host, zone, port)`` of ``host[:port]`` (RFC 3986 §3.2.2, §3.2.3): an IPv6 address in
+    brackets, with an RFC 6874 zone, unescaped; ``port`` is the text after the colon, ``""``
+    when there is none. A host without brackets is split at its last colon; the caller checks
+    the host and the port. Raises ``InvalidRequest`` for a bracket left open, an IPv6 address
+    that is not one, a bad zone, or anything but a port after the brackets."""
+    if not authority.startswith("["):
+        host, colon, port = authority.rpartition(":")
+        return (host, "", port) if colon else (authority, "", "")
+    close = authority.find("]")
+    if close == -1:
+        raise InvalidRequest("missing ']' in URL host", "url")
+    host, zone = split_zone(authority[1:close])
+    if not _ipv6_re.fullmatch(host):
+        raise InvalidRequest("invalid IPv6 address in URL host", "url")
+    rest = authority[close + 1 :]
+    if rest and not rest.startswith(":"):
+        raise InvalidRequest(f"invalid port {rest!r} after host in URL", "url")
+    return host, zone, rest[1:]
+
+
+def valid_port(port: str) -> bool:
+    """A port of a URL: decimal digits, 1 to 65535."""
+    return port.isascii() and port.isdigit() and 0 < int(port) < 65536
+
+
 def bracket(host: str, zone: str = "") -> str:
     """``host`` as it stands in a URL authority: an IPv6 address in brackets, with its zone
     (RFC 6874, escaped) when it has one."""
@@ -131,27 +157,16 @@ def split_target(scheme: str, rest: str) -> Target:
     path, _, _fragment = rest[end:].partition("#")
     path, question, query = path.partition("?")
 
-    if authority.startswith("["):
-        close = authority.find("]")
-        if close == -1:
-            raise InvalidRequest("missing ']' in URL host", "url")
-        host, zone = split_zone(authority[1:close])
-        if not _ipv6_re.fullmatch(host):
-            raise InvalidRequest("invalid IPv6 address in URL host", "url")
-        port_text = authority[close + 1 :]
-        if zone:
+    bracketed = authority.startswith("[")
+    host, zone, port_text = split_authority(authority)
+    if bracketed:
+        if zone or authority.endswith(":"):
             # Go's removeZone: the zone means something only on this machine, so the Host
-            # field (and an absolute-form target) carries the address alone.
-            authority = f"[{host}]{port_text}"
-        if port_text and not port_text.startswith(":"):
-            raise InvalidRequest(f"invalid port {port_text!r} after host in URL", "url")
-        port_text = port_text[1:]
+            # field (and an absolute-form target) carries the address alone; and Go's
+            # removeEmptyPort: "host:" means the default port.
+            authority = f"[{host}]" + (f":{port_text}" if port_text else "")
     else:
-        zone = ""
-        host, colon, port_text = authority.rpartition(":")
-        if not colon:
-            host, port_text = authority, ""
-        elif not port_text:
+        if authority.endswith(":"):
             authority = host  # Go's removeEmptyPort: "host:" means the default port
         if _bad_char_re.search(host):
             raise InvalidRequest("invalid control character or space in URL host", "url")
@@ -160,7 +175,7 @@ def split_target(scheme: str, rest: str) -> Target:
     if not host:
         raise InvalidRequest(_messages.NO_HOST, "url")
     if port_text:
-        if not port_text.isdigit() or not port_text.isascii() or not 0 < int(port_text) < 65536:
+        if not valid_port(port_text):
             raise InvalidRequest(f"invalid port {':' + port_text!r} after host in URL", "url")
         port = int(port_text)
     else:
