@@ -5,18 +5,37 @@ hands its connection back exactly once, when it ends or is abandoned."""
 from __future__ import annotations
 
 import zlib
-from typing import TYPE_CHECKING, Callable, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
 
 from . import _speedups
 from ._errors import Error, IncompleteBody, ProtocolError
 from ._request_body import CHUNK
 
 if TYPE_CHECKING:
-    from ._connection import Connection
     from ._events import Parser
     from ._headers import Headers
 
 __all__ = ("FixedLengthBody", "ChunkedBody", "UntilCloseBody", "EmptyBody", "GzipBody")
+
+
+class _Orphans(Protocol):
+    def append(self, conn: Any, /) -> None: ...
+
+
+class Connection(Protocol):
+    """What a body reads from: the connection its response came on (``_connection``)."""
+
+    buf: bytearray
+    view: memoryview
+    reused: bool
+    bytes_written: int
+
+    @property
+    def orphans(self) -> Optional["_Orphans"]: ...
+
+    def recv_into(self, view: memoryview) -> int: ...
+
+    def close(self) -> None: ...
 
 
 class _WireBody:
