@@ -1,4 +1,4 @@
-"""Alternate protocols (SPEC §1 ``register_protocol``, §2, §4; issue 3 §5): Go's
+"""Alternate protocols (``register_protocol``, validation, errors): Go's
 ``Transport.RegisterProtocol`` and ``ErrSkipAltProtocol``."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``Context.cancel()`` from another thread (SPEC §1 ``Context``, issue 3 §3).
+"""``Context.cancel()`` from another thread (``Context``).
 
 At each stage of a round trip (waiting for a pool slot, dialing, writing, waiting for the
 response head, reading the body) a cancel makes the round trip raise ``Cancelled`` promptly;
@@ -358,7 +358,7 @@ def test_cancel_while_waiting_for_a_pool_slot(make_transport, server, counting_d
 
 class BlockingDial:
     """A custom ``dial`` that blocks for one port until released (a dial cannot be
-    interrupted, SPEC §4), and lets every other port through."""
+    interrupted), and lets every other port through."""
 
     def __init__(self, port: int) -> None:
         self.port = port

@@ -1,4 +1,4 @@
-"""The ``roundtrip`` command (SPEC §7) against scripted servers, and ``roundtrip bench`` in its
+"""The ``roundtrip`` command against scripted servers, and ``roundtrip bench`` in its
 smallest mode."""
 
 from __future__ import annotations

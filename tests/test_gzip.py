@@ -1,4 +1,4 @@
-"""Transparent gzip (SPEC ``disable_compression``; Go's ``gzipReader``)."""
+"""Transparent gzip (``disable_compression``; Go's ``gzipReader``)."""
 
 from __future__ import annotations
 

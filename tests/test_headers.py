@@ -1,4 +1,4 @@
-"""SPEC ``Headers``: case-insensitive, multi-valued, ordered, keeping the caller's spelling for
+"""``Headers``: case-insensitive, multi-valued, ordered, keeping the caller's spelling for
 the wire; and the ``Host`` header overriding the URL's host."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SPEC ``Request.body``: how each kind of body is framed on the wire, and what roundtrip does
+"""``Request.body``: how each kind of body is framed on the wire, and what roundtrip does
 (and does not do) to the caller's body objects."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SPEC ``Response``: body framings, reading in pieces, closing early, errors for cut-short
+"""``Response``: body framings, reading in pieces, closing early, errors for cut-short
 bodies, and the connection going back to the pool before the read that ends the body returns."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Go's retry rules (SPEC §3, Go's ``persistConn.shouldRetryRequest``), case by case.
+"""Go's retry rules (Go's ``persistConn.shouldRetryRequest``), case by case.
 
 Each scripted server answers the first request on its first connection, then fails the second
 request in a chosen way; the test checks whether the request went again on a new connection,

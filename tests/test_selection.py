@@ -1,4 +1,4 @@
-"""Choosing the implementation (SPEC §5): the environment switches, parsed as booleans."""
+"""Choosing the implementation: the environment switches, parsed as booleans."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Timeouts (SPEC §1 options and ``Context``, §4 errors; issue 3 §3).
+"""Timeouts (the Transport's options and ``Context``, and their errors).
 
 ``connect_timeout`` -> ``ConnectTimeout``, ``tls_handshake_timeout`` -> ``TLSHandshakeTimeout``,
 ``response_header_timeout`` -> ``ResponseHeaderTimeout`` (counted from the end of the request

@@ -1,4 +1,4 @@
-"""``Trace`` hooks (SPEC §1 ``Trace``, issue 3 §6): the events of Go's ``httptrace`` in Go's order,
+"""``Trace`` hooks: the events of Go's ``httptrace`` in Go's order,
 run on the thread that called ``round_trip`` (or ``read``), and a hook that raises makes the
 round trip fail with that exception and closes the connection."""
 

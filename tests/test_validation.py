@@ -1,4 +1,4 @@
-"""SPEC §2: a bad request is refused before any connection is dialed or any body byte read.
+"""Validation: a bad request is refused before any connection is dialed or any body byte read.
 
 Every byte 0x00-0xff is tried as a header-name and a header-value character; each refusal is
 an ``InvalidRequest`` (a ``ValueError``) with the exact message, nothing dialed, and the body
@@ -23,7 +23,7 @@ TCHARS = frozenset(
 )
 # Go's httpguts.ValidHeaderFieldValue: CTLs other than HTAB are refused, DEL included.
 BAD_VALUE_BYTES = frozenset(list(range(0x00, 0x09)) + list(range(0x0A, 0x20)) + [0x7F])
-# SPEC §2: control characters (tab, CR, LF included) and space in the URL.
+# Control characters (tab, CR, LF included) and space are refused in the URL.
 BAD_URL_CHARS = [chr(b) for b in list(range(0x00, 0x21)) + [0x7F]]
 
 BODY = b"0123456789abcdef"
