@@ -282,7 +282,7 @@ def paired(report: dict[str, Any], scenario: str, client: str, reference: str, m
     return _median([ours[i] / theirs[i] for i in ours if i in theirs and theirs[i]])
 
 
-# (description, scenario, client, reference, metric, comparison, bound); see issue 5.
+# (description, scenario, client, reference, metric, comparison, bound): the speed goals.
 TARGETS = (
     ("compiled: CPU per small GET vs raw floor", "small", "roundtrip-c", "raw", "cpu_us", "<=", 1.3),
     ("compiled: CPU per 1 KiB POST vs raw floor", "post", "roundtrip-c", "raw", "cpu_us", "<=", 1.3),
@@ -400,7 +400,7 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 def format_targets(report: dict[str, Any]) -> str:
-    lines = ["Targets (issue 5; same-run ratios, median of runs):"]
+    lines = ["Targets (same-run ratios, median of runs):"]
     for target in report["targets"]:
         if target["met"] is None:
             verdict, ratio = "n/a", "—"
