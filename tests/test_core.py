@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+import roundtrip
 from roundtrip._handshake import Receive, Send
 from roundtrip._route import PoolKey
 from roundtrip._socks import socks5_handshake
 
-PACKAGE = Path(__file__).resolve().parent.parent / "roundtrip"
+PACKAGE = Path(roundtrip.__file__).resolve().parent  # the sources, installed or in the checkout
 CORE = (
     "_dial_schedule",
     "_errors",
