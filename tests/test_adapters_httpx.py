@@ -17,7 +17,7 @@ import pytest
 import roundtrip
 from roundtrip.adapters import HTTPXTransport
 
-from servers import IO_TIMEOUT, body_cut_short, close_without_answer, keep_alive_handler, malformed_status, respond
+from servers import IO_TIMEOUT, body_cut_short, close_without_answer, keep_alive_handler, malformed_status, respond, silent
 
 FAST = httpx.Timeout(5.0)  # generous everywhere; tests narrow the phase they exercise
 
@@ -26,26 +26,6 @@ FAST = httpx.Timeout(5.0)  # generous everywhere; tests narrow the phase they ex
 def client() -> Iterator[httpx.Client]:
     with httpx.Client(transport=HTTPXTransport(), timeout=FAST) as c:
         yield c
-
-
-def silent(conn) -> None:
-    """Read the request, answer nothing, wait for the client to give up."""
-    conn.read_request()
-    conn.wait_closed()
-
-
-@pytest.fixture
-def unreachable() -> Iterator[tuple[str, int]]:
-    """An address whose TCP connect hangs: a listener with a full accept queue (Linux drops
-    further SYNs, so the client keeps retrying)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    address = listener.getsockname()
-    filler = socket.create_connection(address, timeout=1)
-    yield address
-    filler.close()
-    listener.close()
 
 
 # -- requests and responses ----------------------------------------------------------------------

@@ -22,7 +22,7 @@ import roundtrip
 from roundtrip.adapters import RequestsAdapter
 from roundtrip.adapters._requests import _requests_error
 
-from servers import IO_TIMEOUT, bad_chunk, body_cut_short, close_without_answer, keep_alive_handler, malformed_status, respond
+from servers import IO_TIMEOUT, bad_chunk, body_cut_short, close_without_answer, keep_alive_handler, malformed_status, respond, silent
 
 
 @pytest.fixture
@@ -33,24 +33,6 @@ def session() -> Iterator[requests.Session]:
         s.mount("http://", adapter)
         s.mount("https://", adapter)
         yield s
-
-
-def silent(conn) -> None:
-    conn.read_request()
-    conn.wait_closed()
-
-
-@pytest.fixture
-def unreachable() -> Iterator[tuple[str, int]]:
-    """An address whose TCP connect hangs (a listener with a full accept queue)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    address = listener.getsockname()
-    filler = socket.create_connection(address, timeout=1)
-    yield address
-    filler.close()
-    listener.close()
 
 
 # -- requests and responses ----------------------------------------------------------------------

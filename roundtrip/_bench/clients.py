@@ -281,7 +281,7 @@ class Urllib3Client(Client):
         self.pool = urllib3.PoolManager(maxsize=8)
 
     def version(self) -> str:
-        return self.urllib3.__version__
+        return self.urllib3.__version__  # type: ignore[attr-defined]  # set by urllib3, not listed in its __all__
 
     def bind(self, method: str, path: str, body: Optional[bytes]) -> Call:
         url = self.base + path
@@ -457,7 +457,7 @@ class RequestsNullClient(RequestsClient):
 
         replies = _Replies(self.host, self.port)
 
-        class NullAdapter(requests.adapters.BaseAdapter):  # type: ignore[name-defined]
+        class NullAdapter(requests.adapters.BaseAdapter):  # type: ignore[name-defined, misc]  # requests is a run-time local
             def send(self, request: Any, stream: bool = False, timeout: Any = None, verify: Any = True,
                      cert: Any = None, proxies: Any = None) -> Any:
                 path = request.path_url
@@ -496,7 +496,8 @@ class PycurlClient(Client):
         self.curl = pycurl.Curl()
 
     def version(self) -> str:
-        return self.pycurl.version.split()[0]
+        version: str = self.pycurl.version.split()[0]
+        return version
 
     def bind(self, method: str, path: str, body: Optional[bytes]) -> Call:
         pycurl = self.pycurl
@@ -546,7 +547,8 @@ class AiohttpClient(Client):
         self.session = self.loop.run_until_complete(make())
 
     def version(self) -> str:
-        return self.aiohttp.__version__
+        version: str = self.aiohttp.__version__
+        return version
 
     def _bind_async(self, method: str, path: str, body: Optional[bytes]) -> Callable[[], Any]:
         url = self.base + path
@@ -645,4 +647,5 @@ def load(name: str, host: str, port: int) -> Client:
     """Build the client called ``name`` (in the worker process)."""
     info = BY_NAME[name]
     cls = globals()[info.cls]
-    return cls(host, port, **info.options)
+    client: Client = cls(host, port, **info.options)
+    return client

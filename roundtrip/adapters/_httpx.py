@@ -290,7 +290,8 @@ class _Redirected:
 
     def __call__(self, host: str, port: int, timeout: Optional[float]) -> socket.socket:
         if self.dial is not None:
-            return self.dial(self.host, self.port, timeout)
+            sock: socket.socket = self.dial(self.host, self.port, timeout)
+            return sock
         sock = socket.create_connection((self.host, self.port), timeout=timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock

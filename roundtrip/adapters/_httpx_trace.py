@@ -54,7 +54,7 @@ class EventTrace:
     __slots__ = ("callback", "request", "connect_timeout", "ssl_context", "server_hostname", "local_address",
                  "socket_options", "_core_request", "_connecting", "_server_addr", "_tls", "_step")
 
-    def __init__(self, callback: Callable[[str, dict], Any], request: Any, connect_timeout: Optional[float],
+    def __init__(self, callback: Callable[[str, dict[str, Any]], Any], request: Any, connect_timeout: Optional[float],
                  ssl_context: Any, server_hostname: str, local_address: Optional[str], socket_options: Any) -> None:
         self.callback = callback
         self.request = request  # the httpx.Request
@@ -96,7 +96,7 @@ class EventTrace:
             )
         return self._core_request
 
-    def emit(self, name: str, info: dict) -> None:
+    def emit(self, name: str, info: dict[str, Any]) -> None:
         self.callback(name, info)
 
     def _start(self, step: str) -> None:
@@ -122,14 +122,14 @@ class EventTrace:
         port = self.request.url.port or (443 if self.request.url.scheme == "https" else 80)
         self._begin_connect(host, port)
 
-    def _dns_done(self, addrs: list, error: Optional[BaseException]) -> None:
+    def _dns_done(self, addrs: list[Any], error: Optional[BaseException]) -> None:
         if error is not None:
             self.fail(error)
 
-    def _connect_start(self, addr: tuple) -> None:
+    def _connect_start(self, addr: tuple[Any, ...]) -> None:
         self._begin_connect(addr[0], addr[1])
 
-    def _connect_done(self, addr: tuple, error: Optional[BaseException]) -> None:
+    def _connect_done(self, addr: tuple[Any, ...], error: Optional[BaseException]) -> None:
         if error is None and self._connecting is not None:
             self._connecting = None
             self._server_addr = addr
@@ -179,7 +179,7 @@ class EventTrace:
             step, self._step = self._step, None
             self.emit(f"http11.{step}.failed", {"exception": error})
 
-    def got_response(self, response: roundtrip.Response, headers: list) -> None:
+    def got_response(self, response: roundtrip.Response, headers: list[Any]) -> None:
         if self._step != "receive_response_headers":
             self._start("receive_response_headers")
         self._step = None

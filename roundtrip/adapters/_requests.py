@@ -283,7 +283,7 @@ class RequestsAdapter(BaseAdapter):
         result.raw = resp
         result.reason = resp.reason
         result.url = req.url.decode("utf-8") if isinstance(req.url, bytes) else req.url  # type: ignore[assignment]
-        extract_cookies_to_jar(result.cookies, req, resp)
+        extract_cookies_to_jar(result.cookies, req, resp)  # type: ignore[no-untyped-call]  # requests.cookies has no annotations
         result.request = req
         result.connection = self  # type: ignore[assignment]
         return result
@@ -315,10 +315,10 @@ class RequestsAdapter(BaseAdapter):
         proxy = select_proxy(url, proxies)
         if not proxy:
             return None
-        proxy = prepend_scheme_if_needed(proxy, "http")
-        if not parse_url(proxy).host:
+        full: str = prepend_scheme_if_needed(proxy, "http")  # type: ignore[no-untyped-call]  # requests.utils has no annotations
+        if not parse_url(full).host:
             raise rexc.InvalidProxyURL("Please check proxy URL. It is malformed and could be missing the host.")
-        return proxy
+        return full
 
     def _transport_for(self, url: str, verify: Any, cert: Any) -> roundtrip.Transport:
         https = url[:6].lower() == "https:"
@@ -554,7 +554,7 @@ def _encoded(chunks: Iterable[Any]) -> Iterator[Any]:
 def _ssl_context(verify: Any, cert: Any) -> ssl.SSLContext:
     """An SSLContext for requests' ``verify`` and ``cert``, checked as ``HTTPAdapter.cert_verify``."""
     if verify:
-        location = extract_zipped_paths(DEFAULT_CA_BUNDLE_PATH) if verify is True else verify
+        location = extract_zipped_paths(DEFAULT_CA_BUNDLE_PATH) if verify is True else verify  # type: ignore[no-untyped-call]  # requests.utils has no annotations
         if not location or not os.path.exists(location):
             raise OSError(f"Could not find a suitable TLS CA certificate bundle, invalid path: {location}")
         if os.path.isdir(location):
@@ -598,7 +598,7 @@ def _requests_error(exc: roundtrip.Error, timer: Optional[PhaseTimer], request: 
     phase = timeout_phase(exc, timer)
     reason: Exception = exc
     if phase is not None:
-        host = urlsplit(request.url or "").hostname  # type: ignore[arg-type]
+        host = urlsplit(request.url or "").hostname
         if phase in (POOL, CONNECT):
             cls: Any = rexc.ConnectTimeout
             limit = f" (connect timeout={timer.limits[phase]})" if timer is not None and timer.limits[phase] is not None else ""
@@ -631,7 +631,8 @@ def _requests_error(exc: roundtrip.Error, timer: Optional[PhaseTimer], request: 
         return RuntimeError(f"cannot send a request: {exc}")
     else:
         cls = rexc.ConnectionError
-    return cls(reason, request=request)
+    error: Exception = cls(reason, request=request)
+    return error
 
 
 def _like(exc: roundtrip.Error, message: str, cls: Any = None) -> roundtrip.Error:

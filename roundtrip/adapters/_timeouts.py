@@ -170,24 +170,24 @@ class PhaseTimer(roundtrip.Trace):
 
     # Trace hooks (they run on the calling thread).
 
-    def get_conn(self, key: str) -> None:  # type: ignore[override]
+    def get_conn(self, key: str) -> None:
         self.enter(POOL)
 
-    def dns_start(self, *args: Any) -> None:  # type: ignore[override]
+    def dns_start(self, *args: Any) -> None:
         if self.phase == POOL:
             self.enter(CONNECT)
 
-    connect_start = dns_start  # type: ignore[assignment]
+    connect_start = dns_start
 
-    def got_conn(self, info: Any) -> None:  # type: ignore[override]
+    def got_conn(self, info: Any) -> None:
         self.enter(WRITE)
 
-    def wrote_headers(self) -> None:  # type: ignore[override]
+    def wrote_headers(self) -> None:
         self.progress()
 
-    got_first_response_byte = wrote_headers  # type: ignore[assignment]
+    got_first_response_byte = wrote_headers
 
-    def wrote_request(self, error: Optional[BaseException]) -> None:  # type: ignore[override]
+    def wrote_request(self, error: Optional[BaseException]) -> None:
         self.enter(READ)
 
 
