@@ -344,6 +344,14 @@ def test_bench_smoke_checks_every_response_of_every_client(tmp_path):
     for client in report["clients"]:
         assert f"| {client} " in result.stdout
     assert "Targets" in result.stdout
+    # Which regime ran: the server on one CPU and the clients on the others, where possible.
+    placement = report["meta"]["placement"]
+    if report["meta"]["server"] == "nginx" and len(os.sched_getaffinity(0)) >= 2:
+        cpus = sorted(os.sched_getaffinity(0))
+        assert placement == f"server on CPU {cpus[0]}, clients on CPU {','.join(map(str, cpus[1:]))}"
+    else:
+        assert placement.startswith("unpinned: ")
+    assert placement in result.stdout
 
 
 @pytest.mark.once(impl="py")
@@ -352,6 +360,7 @@ def test_bench_falls_back_to_the_embedded_server_and_says_so(tmp_path):
     assert report["meta"]["server"] == "python"
     assert "EMBEDDED PYTHON SERVER" in result.stdout and "WARNING" in result.stderr
     assert set(report["clients"]) == {"raw", "roundtrip-py"}
+    assert report["meta"]["placement"] == "unpinned: the embedded server runs in the benchmark's own process"
     assert set(report["results"]) == {"small", "post", "threads"}
     assert report["results"]["post"]["roundtrip-py"]["checked"] > 0
 

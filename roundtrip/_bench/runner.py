@@ -105,7 +105,34 @@ def _child_env(info: ClientInfo) -> dict[str, str]:
     return env
 
 
-def _run_worker(info: ClientInfo, server: BenchServer, scenarios: list[str], settings: Settings) -> dict[str, Any]:
+class Placement:
+    """Where the server and the clients run. On two cores the same client measures very
+    differently depending on whether the server shares its core, so the server gets one CPU
+    and the clients the others when the machine lets us choose (Linux, two CPUs or more)."""
+
+    def __init__(self) -> None:
+        self.server_cpu: Optional[int] = None
+        self.client_cpus: Optional[set[int]] = None
+        getter = getattr(os, "sched_getaffinity", None)
+        allowed = sorted(getter(0)) if getter is not None else []
+        if len(allowed) >= 2:
+            self.server_cpu, self.client_cpus = allowed[0], set(allowed[1:])
+            clients = ",".join(str(cpu) for cpu in allowed[1:])
+            self.description = f"server on CPU {allowed[0]}, clients on CPU {clients}"
+        elif getter is None:
+            self.description = "unpinned: this platform cannot pin processes to CPUs"
+        else:
+            self.description = "unpinned: only one CPU available"
+
+    def pin_client(self, pid: int) -> None:
+        if self.client_cpus is not None:
+            try:
+                os.sched_setaffinity(pid, self.client_cpus)
+            except OSError:  # it ended already; its report says why
+                pass
+
+
+def _run_worker(info: ClientInfo, server: BenchServer, scenarios: list[str], settings: Settings, placement: Placement) -> dict[str, Any]:
     spec = {
         "client": info.name,
         "host": server.host,
@@ -127,6 +154,7 @@ def _run_worker(info: ClientInfo, server: BenchServer, scenarios: list[str], set
         env=_child_env(info),
         text=True,
     )
+    placement.pin_client(process.pid)  # before it measures anything: it is still starting up
     try:
         out, err = process.communicate(timeout=budget)
     except subprocess.TimeoutExpired:
@@ -164,7 +192,11 @@ def run(
             skipped[name] = reason
     load_before = os.getloadavg()
     started = datetime.datetime.now(datetime.timezone.utc)
-    server = start_server(server_kind)
+    placement = Placement()
+    server = start_server(server_kind, placement.server_cpu)
+    if server.kind == "python":
+        placement.description = "unpinned: the embedded server runs in the benchmark's own process"
+        placement.client_cpus = None
     runs: list[dict[str, dict[str, Any]]] = []  # runs[r][client] = worker result
     try:
         bar = Progress(settings.runs * len(selected), progress)
@@ -174,7 +206,7 @@ def run(
             results: dict[str, Any] = {}
             for info in order:
                 bar.step(f"run {index + 1}/{settings.runs}: {info.name}")
-                result = _run_worker(info, server, scenario_names, settings)
+                result = _run_worker(info, server, scenario_names, settings, placement)
                 bar.advance()
                 if "unavailable" in result:  # found out in its own process: skip it from now on
                     skipped[info.name] = result["unavailable"]
@@ -193,6 +225,7 @@ def run(
         "roundtrip_implementation": _roundtrip_implementation(),
         "server": server.kind,
         "server_description": server.description,
+        "placement": placement.description,
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
@@ -340,7 +373,8 @@ def format_table(report: dict[str, Any]) -> str:
     lines.append(
         f"roundtrip {meta['roundtrip_version']} ({meta.get('roundtrip_implementation', '?')}) bench ({meta['mode']}: {meta['runs']} run(s), {meta['duration_s']}s per cell) "
         f"against {meta['server_description']} on 127.0.0.1; {meta['python']}, {meta['cpus']} CPUs, "
-        f"load average {meta['load_average_before'][0]:.2f} before / {meta['load_average_after'][0]:.2f} after"
+        f"load average {meta['load_average_before'][0]:.2f} before / {meta['load_average_after'][0]:.2f} after; "
+        f"{meta.get('placement', 'unpinned')}"
     )
     lines.append("")
     header = ["scenario", "client", "CPU µs/req", "CPU ×raw", "CPU ×py", "rate", "rate ×raw", "checked"]

@@ -47,7 +47,7 @@ ACCESS_LOG_FORMAT = "$connection $connection_requests $request_method $request_u
 
 NGINX_CONF = """\
 {user}worker_processes 1;
-daemon off;
+{affinity}daemon off;
 master_process on;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
@@ -151,7 +151,7 @@ class NginxServer(BenchServer):
     locations = ""
     log_requests = False
 
-    def __init__(self, binary: Optional[str] = None, prefix: Optional[Path] = None) -> None:
+    def __init__(self, binary: Optional[str] = None, prefix: Optional[Path] = None, cpu: Optional[int] = None) -> None:
         binary = binary or find_nginx()
         if binary is None:
             raise FileNotFoundError("nginx is not installed")
@@ -176,6 +176,8 @@ class NginxServer(BenchServer):
         conf.write_text(
             NGINX_CONF.format(
                 user=user,
+                # The one worker on that CPU (a bit mask, lowest CPU rightmost).
+                affinity="" if cpu is None else f"worker_cpu_affinity 1{'0' * cpu};\n",
                 prefix=self.prefix,
                 port=self.port,
                 access_log=access_log,
@@ -400,13 +402,14 @@ def _skip_chunked(conn: socket.socket, buf: bytes) -> Optional[bytes]:
         buf = buf[size + 2 :]
 
 
-def start_server(kind: str = "auto") -> BenchServer:
+def start_server(kind: str = "auto", cpu: Optional[int] = None) -> BenchServer:
     """``"nginx"``, ``"python"``, or ``"auto"`` (nginx when installed, else the embedded
-    server). Raises ``FileNotFoundError`` for ``"nginx"`` when it is missing."""
+    server), its worker pinned to ``cpu`` when given (nginx only: the embedded server runs in
+    the caller's process). Raises ``FileNotFoundError`` for ``"nginx"`` when it is missing."""
     if kind == "python":
         return PythonServer()
     if kind == "nginx" or find_nginx() is not None:
-        return NginxServer()
+        return NginxServer(cpu=cpu)
     return PythonServer()
 
 
