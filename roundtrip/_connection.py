@@ -44,7 +44,6 @@ class Connection:
 
     __slots__ = (
         "stream",
-        "sock",
         "key",
         "buf",
         "view",
@@ -59,15 +58,12 @@ class Connection:
         "bytes_written",
         "write_failed",
         "got_response_byte",
-        "fd",
         "orphans",
         "_timeout_set",
     )
 
     def __init__(self, stream: Stream, key: PoolKey, orphans: Optional[deque[Connection]] = None) -> None:
         self.stream = stream
-        self.sock = stream.sock
-        self.fd = stream.fd
         self.key = key
         self.buf = bytearray(_BUFFER_SIZE)
         self.view = memoryview(self.buf)

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-__all__ = ("retry_reason", "should_retry", "REASONS")
-
-REASONS = ("nothing_written", "read_from_server_failed", "server_closed_idle")
+__all__ = ("retry_reason", "should_retry")
 
 
 def retry_reason(bytes_written: int, write_failed: bool, got_response_byte: bool) -> Optional[str]:

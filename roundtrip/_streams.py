@@ -66,13 +66,12 @@ class Stream(Protocol):
 
 
 class _StreamBase:
-    __slots__ = ("sock", "fd", "plain", "_poll_readable")
+    __slots__ = ("sock", "fd", "_poll_readable")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         self._poll_readable = _speedups.impl.poll_readable
-        self.plain = False
 
     def settimeout(self, timeout: Optional[float]) -> None:
         self.sock.settimeout(timeout)
@@ -106,11 +105,11 @@ class SocketStream(_StreamBase):
         self.send = sock.send
         # A socket of the socket module's own class may be written without its wrapper; a
         # custom dial's subclass keeps its own send.
-        self.plain = type(sock) is socket.socket
-        self.send_nowait = partial(_speedups.impl.send_nowait, sock) if self.plain else sock.send
+        plain = type(sock) is socket.socket
+        self.send_nowait = partial(_speedups.impl.send_nowait, sock) if plain else sock.send
 
-    def response_waiting(self) -> bool:
-        return self._poll_readable(self.fd)
+    # On plain TCP every readable byte is an answer.
+    response_waiting = _StreamBase.readable
 
 
 class TLSStream(_StreamBase):
