@@ -45,7 +45,10 @@ class _FloorProtocol(asyncio.BufferedProtocol):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if len(self.buffer) - self.used < 16384:
-            self.buffer.extend(bytes(len(self.buffer)))
+            # A new buffer, not a resize: the loop may still hold a view of the old one.
+            grown = bytearray(2 * len(self.buffer))
+            grown[: self.used] = memoryview(self.buffer)[: self.used]
+            self.buffer = grown
         return memoryview(self.buffer)[self.used :]
 
     def buffer_updated(self, nbytes: int) -> None:
