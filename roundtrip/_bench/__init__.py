@@ -77,9 +77,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if opts.list:
         for title, registry in (("blocking clients", REGISTRY), ("async clients", ASYNC_REGISTRY)):
             print(f"{title}:")
-            for info in registry:
-                reason = available(info)
-                print(f"  {info.name:<20} {'ok' if reason is None else 'skipped: ' + reason:<50} {info.note}")
+            states = [(info, "ok" if reason is None else f"skipped: {reason}") for info in registry for reason in [available(info)]]
+            width = max(len(state) for _, state in states)
+            for info, state in states:
+                print(f"  {info.name:<20} {state:<{width}}  {info.note}")
         print("event loops:")
         for loop in LOOPS:
             reason = loop_available(loop)
