@@ -195,10 +195,10 @@ def test_every_bench_command_the_documentation_shows_is_accepted(capsys):
                 continue
             seen += 1
             # --list stops after the arguments are checked: nothing is measured.
-            assert bench_main([*args, "--list"]) == 0, f"{page.name}: roundtrip bench {match.group(1)}"
+            assert bench_main([*args, "--list"]) == 0, f"{page.relative_to(ROOT)}: roundtrip bench {match.group(1)}"
         # --plot draws with matplotlib, which the page must have installed with the bench extra.
         if re.search(r"roundtrip bench[^\n]*--plot", text):
-            assert "roundtrip-http[bench]" in text or '".[bench]"' in text, page.name
+            assert "roundtrip-http[bench]" in text or '".[bench]"' in text, str(page.relative_to(ROOT))
     capsys.readouterr()
     assert seen >= 5
 
