@@ -7,7 +7,7 @@
 # processes that differ only in the number of measured GET /small requests (0 and REQUESTS, both
 # after 20 warm-up requests on one keep-alive connection), and prints the difference per request,
 # by system call: process start-up, imports, the dial and the warm-up cancel out.
-# Issue 5's target: at most 3 system calls per small keep-alive request.
+# roundtrip aims for at most 3 system calls per small keep-alive request.
 set -euo pipefail
 
 N=${1:-2000}

@@ -332,7 +332,7 @@ def _bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dic
 
 @pytest.mark.once(impl="py")  # the bench runs both implementations itself
 def test_bench_smoke_checks_every_response_of_every_client(tmp_path):
-    result, report = _bench(tmp_path)
+    result, report = _bench(tmp_path, "--no-async")  # the async scenarios: tests/test_bench.py
     assert report["errors"] == []
     assert {"raw", "roundtrip-py"} <= set(report["clients"])
     for scenario, per_client in report["results"].items():

@@ -2,8 +2,11 @@
 HTTP clients people use, on a local nginx (or an embedded Python server where nginx is missing).
 
 Modules: ``servers`` (nginx and the fallback), ``scenarios`` (what is sent and checked),
-``clients`` (one class per client), ``worker`` (one client's process), ``runner`` (the parent:
-runs, medians, same-run ratios, table, JSON, plot). ``benchmarks/README.md`` has the methodology.
+``base`` (the measuring loops), ``clients``, ``peers`` and ``aclients`` (one class per client:
+blocking ones that need no extra, the other libraries, the asyncio ones), ``registry`` (which
+clients exist and which can run here), ``worker`` (one client's process), ``runner`` (the
+parent: runs, medians, same-run ratios, JSON), ``report`` (tables and plot) and ``targets``.
+``docs/benchmarks.md`` and ``benchmarks/README.md`` have the methodology.
 """
 
 from __future__ import annotations
@@ -31,22 +34,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``roundtrip bench`` with ``argv``; return the exit status (1 if any response failed
     its check)."""
     from . import runner
-    from .clients import REGISTRY
+    from .registry import ASYNC_REGISTRY, LOOPS, REGISTRY, available, loop_available
     from .scenarios import SCENARIOS
 
-    all_clients = [info.name for info in REGISTRY]
+    all_clients = list(dict.fromkeys(info.name for info in REGISTRY + ASYNC_REGISTRY))
     parser = _Parser(
         prog="roundtrip bench",
         description="Benchmark roundtrip against a raw-socket floor, its pure-Python twin and other HTTP clients "
-        "on a local nginx. Quick by default (well under a minute); --full for the README table. "
+        "on a local nginx, in blocking scenarios and (with asyncio's loop and uvloop) async ones. Quick by default "
+        "(a minute or two); --full for the published table. "
         "Numbers: client CPU µs per request (getrusage in the client's own process) and requests/s (MB/s for 1 MiB), "
-        "medians of interleaved runs, with same-run ratios to the raw floor and to roundtrip-py.",
+        "medians of interleaved runs, with same-run ratios to the raw floor and to roundtrip-py. "
+        "Other libraries: pip install 'roundtrip-http[bench]'.",
     )
     parser.add_argument("--full", action="store_true", help="the README run: more runs, longer cells (a few minutes)")
     parser.add_argument("--json", metavar="FILE", help="also write every measurement as JSON to FILE")
     parser.add_argument("--plot", metavar="FILE", help="also draw a bar chart PNG to FILE (needs matplotlib: pip install 'roundtrip-http[bench]')")
     parser.add_argument("--clients", nargs="+", metavar="CLIENT", help=f"clients to run (default: all installed): {', '.join(all_clients)}; raw is always run as the reference")
     parser.add_argument("--scenarios", nargs="+", metavar="SCENARIO", help=f"scenarios to run (default: all): {', '.join(SCENARIOS)}")
+    parser.add_argument("--async", dest="run_async", action=argparse.BooleanOptionalAction, default=True, help="run the async scenarios (default: yes; --no-async leaves them out unless --scenarios names them)")
     parser.add_argument("--runs", type=int, metavar="N", help="runs per client (default: 3 quick, 5 full)")
     parser.add_argument("--duration", type=float, metavar="S", help="measured seconds per client, scenario and run (default: 0.15 quick, 1.0 full)")
     parser.add_argument("--server", choices=("auto", "nginx", "python"), default="auto", help="nginx, the embedded Python server, or nginx when installed (default)")
@@ -62,20 +68,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if "raw" not in clients:
         clients.insert(0, "raw")
     clients = [name for name in all_clients if name in clients]  # table order
-    scenarios = _names(opts.scenarios) or list(SCENARIOS)
+    scenarios = _names(opts.scenarios) or [name for name, s in SCENARIOS.items() if opts.run_async or not s.is_async]
     unknown = [name for name in scenarios if name not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     scenarios = [name for name in SCENARIOS if name in scenarios]
 
     if opts.list:
-        from .clients import available
-
-        for info in REGISTRY:
-            reason = available(info)
-            print(f"{info.name:<20} {'ok' if reason is None else 'skipped: ' + reason:<36} {info.note}")
+        for title, registry in (("blocking clients", REGISTRY), ("async clients", ASYNC_REGISTRY)):
+            print(f"{title}:")
+            states = [(info, "ok" if reason is None else f"skipped: {reason}") for info in registry for reason in [available(info)]]
+            width = max(len(state) for _, state in states)
+            for info, state in states:
+                print(f"  {info.name:<20} {state:<{width}}  {info.note}")
+        print("event loops:")
+        for loop in LOOPS:
+            reason = loop_available(loop)
+            print(f"  {loop:<20} {'ok' if reason is None else 'skipped: ' + reason}")
+        print("scenarios:")
         for scenario in SCENARIOS.values():
-            print(f"{scenario.name:<20} {scenario.label}")
+            print(f"  {scenario.name:<20} {scenario.label}")
         return 0
 
     if opts.plot and importlib.util.find_spec("matplotlib") is None:

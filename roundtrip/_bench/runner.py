@@ -11,6 +11,9 @@ Methodology (also in ``benchmarks/README.md``):
   included, is checked: status 200 and the exact body length.
 * CPU per request is the worker's own ``getrusage(RUSAGE_SELF)`` user + system time over the
   measured requests (all its threads), divided by their number: the server's CPU is not in it.
+* The async scenarios run each asyncio client once per event loop (asyncio's own, and uvloop
+  when installed), in a process of its own; their floor is the raw asyncio protocol under the
+  same loop.
 * Ratios are taken within one run (client / raw floor, client / roundtrip-py, in the same run),
   then the median over runs is reported; absolute numbers are medians over runs too.
 """
@@ -26,13 +29,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional, TextIO
+from typing import Any, NamedTuple, Optional, TextIO
 
-from .clients import BY_NAME, REGISTRY, ClientInfo, available
+from .registry import ASYNC_REGISTRY, LOOPS, REGISTRY, ClientInfo, available, loop_available
+from .report import format_table, format_targets, plot
 from .scenarios import SCENARIOS
 from .servers import BenchServer, find_nginx, start_server
+from .targets import evaluate, paired
 
-__all__ = ("Settings", "MODES", "run", "format_table", "format_targets", "plot")
+__all__ = ("Settings", "MODES", "Job", "run", "format_table", "format_targets", "plot", "paired", "nginx_missing")
 
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
@@ -132,17 +137,27 @@ class Placement:
                 pass
 
 
-def _run_worker(info: ClientInfo, server: BenchServer, scenarios: list[str], settings: Settings, placement: Placement) -> dict[str, Any]:
+class Job(NamedTuple):
+    """One worker process per run: a client, under an event loop for the async scenarios."""
+
+    key: str  # the client's name, and "@loop" for an async client: "aiohttp@uvloop"
+    info: ClientInfo
+    loop: Optional[str]  # None for the blocking scenarios
+    scenarios: list[str]
+
+
+def _run_worker(job: Job, server: BenchServer, settings: Settings, placement: Placement) -> dict[str, Any]:
     spec = {
-        "client": info.name,
+        "client": job.info.name,
         "host": server.host,
         "port": server.port,
-        "scenarios": scenarios,
+        "scenarios": job.scenarios,
         "duration": settings.duration,
         "warmup": settings.warmup,
         "minimum": settings.minimum,
+        "loop": job.loop,
     }
-    budget = 60 + len(scenarios) * (settings.duration + settings.warmup) * 20
+    budget = 60 + len(job.scenarios) * (settings.duration + settings.warmup) * 20
     process = subprocess.Popen(
         [sys.executable, "-m", "roundtrip._bench.worker", json.dumps(spec)],
         # "-m" puts the working directory first on sys.path: run from the package's own parent,
@@ -151,7 +166,7 @@ def _run_worker(info: ClientInfo, server: BenchServer, scenarios: list[str], set
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=_child_env(info),
+        env=_child_env(job.info),
         text=True,
     )
     placement.pin_client(process.pid)  # before it measures anything: it is still starting up
@@ -173,6 +188,36 @@ def _median(values: list[float]) -> Optional[float]:
     return statistics.median(values) if values else None
 
 
+def plan(client_names: list[str], scenario_names: list[str]) -> "tuple[list[Job], dict[str, str]]":
+    """The jobs to run and the clients skipped (key: why), in table order."""
+    blocking = [name for name in scenario_names if not SCENARIOS[name].is_async]
+    asynchronous = [name for name in scenario_names if SCENARIOS[name].is_async]
+    jobs: list[Job] = []
+    skipped: dict[str, str] = {}
+    if blocking:
+        for info in REGISTRY:
+            if info.name in client_names:
+                reason = available(info)
+                if reason is None:
+                    jobs.append(Job(info.name, info, None, blocking))
+                else:
+                    skipped[info.name] = reason
+    if asynchronous:
+        for loop in LOOPS:
+            loop_reason = loop_available(loop)
+            if loop_reason is not None:
+                skipped[f"{loop} (event loop)"] = loop_reason
+                continue
+            for info in ASYNC_REGISTRY:
+                if info.name in client_names:
+                    reason = available(info)
+                    if reason is None:
+                        jobs.append(Job(f"{info.name}@{loop}", info, loop, asynchronous))
+                    else:
+                        skipped[f"{info.name}@{loop}"] = reason
+    return jobs, skipped
+
+
 def run(
     client_names: list[str],
     scenario_names: list[str],
@@ -181,15 +226,7 @@ def run(
     progress: Optional[TextIO] = None,
 ) -> dict[str, Any]:
     """Run the benchmark; the result is what ``--json`` writes."""
-    selected: list[ClientInfo] = []
-    skipped: dict[str, str] = {}
-    for name in client_names:
-        info = BY_NAME[name]
-        reason = available(info)
-        if reason is None:
-            selected.append(info)
-        else:
-            skipped[name] = reason
+    selected, skipped = plan(client_names, scenario_names)
     load_before = os.getloadavg()
     started = datetime.datetime.now(datetime.timezone.utc)
     placement = Placement()
@@ -197,29 +234,29 @@ def run(
     if server.kind == "python":
         placement.description = "unpinned: the embedded server runs in the benchmark's own process"
         placement.client_cpus = None
-    runs: list[dict[str, dict[str, Any]]] = []  # runs[r][client] = worker result
+    runs: list[dict[str, dict[str, Any]]] = []  # runs[r][job key] = worker result
     try:
         bar = Progress(settings.runs * len(selected), progress)
         for index in range(settings.runs):
             shift = index % max(1, len(selected))
             order = selected[shift:] + selected[:shift]  # interleave: rotate the order each run
             results: dict[str, Any] = {}
-            for info in order:
-                bar.step(f"run {index + 1}/{settings.runs}: {info.name}")
-                result = _run_worker(info, server, scenario_names, settings, placement)
+            for job in order:
+                bar.step(f"run {index + 1}/{settings.runs}: {job.key}")
+                result = _run_worker(job, server, settings, placement)
                 bar.advance()
                 if "unavailable" in result:  # found out in its own process: skip it from now on
-                    skipped[info.name] = result["unavailable"]
+                    skipped[job.key] = result["unavailable"]
                     bar.total -= settings.runs - index - 1
                     continue
-                results[info.name] = result
-            selected = [info for info in selected if info.name not in skipped]
+                results[job.key] = result
+            selected = [job for job in selected if job.key not in skipped]
             runs.append(results)
         bar.finish()
     finally:
         server.stop()
     finished = datetime.datetime.now(datetime.timezone.utc)
-    report = _aggregate(runs, [info.name for info in selected], scenario_names)
+    report = _aggregate(runs, selected, scenario_names)
     report["meta"] = {
         "roundtrip_version": _roundtrip_version(),
         "roundtrip_implementation": _roundtrip_implementation(),
@@ -237,11 +274,17 @@ def run(
         **settings.as_dict(),
     }
     report["clients"] = {
-        info.name: {"note": info.note, "version": next((r[info.name].get("version") for r in runs if r[info.name].get("version")), None)}
-        for info in selected
+        job.key: {
+            "name": job.info.name,
+            "loop": job.loop,
+            "role": job.info.role,
+            "note": job.info.note,
+            "version": next((r[job.key].get("version") for r in runs if job.key in r and r[job.key].get("version")), None),
+        }
+        for job in selected
     }
     report["skipped"] = skipped
-    report["targets"] = _targets(report)
+    report["targets"] = evaluate(report)
     return report
 
 
@@ -258,16 +301,24 @@ def _roundtrip_implementation() -> str:
     return roundtrip.IMPLEMENTATION
 
 
-def _aggregate(runs: list[dict[str, Any]], clients: list[str], scenario_names: list[str]) -> dict[str, Any]:
+def floor_of(key: str) -> str:
+    """The raw floor a client is compared with: ``raw``, or the floor of the same event loop."""
+    _, at, loop = key.partition("@")
+    return f"raw@{loop}" if at else "raw"
+
+
+def _aggregate(runs: list[dict[str, Any]], jobs: list[Job], scenario_names: list[str]) -> dict[str, Any]:
     results: dict[str, dict[str, Any]] = {}
     errors: list[str] = []
     for scenario_name in scenario_names:
         scenario = SCENARIOS[scenario_name]
         per_client: dict[str, Any] = {}
-        for client in clients:
+        for job in jobs:
+            if scenario_name not in job.scenarios:
+                continue
             cell: dict[str, Any] = {"runs": [], "errors": [], "checked": 0, "unit": scenario.unit}
             for run_index, run_results in enumerate(runs):
-                worker = run_results.get(client, {})
+                worker = run_results.get(job.key, {})
                 measured = worker.get("scenarios", {}).get(scenario_name)
                 if measured is None:
                     message = worker.get("error", "no result")
@@ -291,203 +342,20 @@ def _aggregate(runs: list[dict[str, Any]], clients: list[str], scenario_names: l
                     cell["checked"] += measured["checked"]
                     continue
                 cell["errors"].append(message)
-                errors.append(f"{client} / {scenario.label} (run {run_index + 1}): {message}")
+                errors.append(f"{job.key} / {scenario.label} (run {run_index + 1}): {message}")
             cell["cpu_us"] = _median([r["cpu_us"] for r in cell["runs"]])
             cell["rate"] = _median([r["rate"] for r in cell["runs"]])
-            per_client[client] = cell
+            per_client[job.key] = cell
         results[scenario_name] = per_client
     report = {"results": results, "errors": errors}
     for scenario_name, per_client in results.items():
-        for client, cell in per_client.items():
-            cell["cpu_vs_raw"] = paired(report, scenario_name, client, "raw", "cpu_us")
-            cell["cpu_vs_py"] = paired(report, scenario_name, client, "roundtrip-py", "cpu_us")
-            cell["rate_vs_raw"] = paired(report, scenario_name, client, "raw", "rate")
+        for key, cell in per_client.items():
+            floor = floor_of(key)
+            cell["cpu_vs_raw"] = paired(report, scenario_name, key, floor, "cpu_us")
+            cell["cpu_vs_py"] = None if "@" in key else paired(report, scenario_name, key, "roundtrip-py", "cpu_us")
+            cell["rate_vs_raw"] = paired(report, scenario_name, key, floor, "rate")
     return report
-
-
-def paired(report: dict[str, Any], scenario: str, client: str, reference: str, metric: str) -> Optional[float]:
-    """Median over runs of ``client``'s ``metric`` divided by ``reference``'s in the same run."""
-    cells = report["results"].get(scenario, {})
-    if client not in cells or reference not in cells:
-        return None
-    ours = {r["run"]: r[metric] for r in cells[client]["runs"]}
-    theirs = {r["run"]: r[metric] for r in cells[reference]["runs"]}
-    return _median([ours[i] / theirs[i] for i in ours if i in theirs and theirs[i]])
-
-
-# (description, scenario, client, reference, metric, comparison, bound): the speed goals.
-TARGETS = (
-    ("compiled: CPU per small GET vs raw floor", "small", "roundtrip-c", "raw", "cpu_us", "<=", 1.3),
-    ("compiled: CPU per 1 KiB POST vs raw floor", "post", "roundtrip-c", "raw", "cpu_us", "<=", 1.3),
-    ("compiled: CPU per 64 KiB GET vs raw floor", "64k", "roundtrip-c", "raw", "cpu_us", "<=", 1.3),
-    ("compiled: 1 MiB GET MB/s vs raw floor", "1m", "roundtrip-c", "raw", "rate", ">=", 0.9),
-    ("compiled vs pure: CPU per small GET (compiled/pure)", "small", "roundtrip-c", "roundtrip-py", "cpu_us", "<=", 1 / 3),
-    ("8 threads, one Transport: req/s vs 8 raw threads", "threads", "roundtrip-c", "raw", "rate", ">=", 0.6),
-    ("pure: CPU per small GET vs urllib3", "small", "roundtrip-py", "urllib3", "cpu_us", "<=", 1.0),
-)
-
-
-def _targets(report: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    for description, scenario, client, reference, metric, comparison, bound in TARGETS:
-        ratio = paired(report, scenario, client, reference, metric)
-        met = None if ratio is None else (ratio <= bound if comparison == "<=" else ratio >= bound)
-        out.append({"target": description, "bound": f"{comparison} {bound:.2f}", "ratio": ratio, "met": met})
-    return out
-
-
-# -- output -----------------------------------------------------------------------------------
-
-
-def _fmt_ratio(value: Optional[float]) -> str:
-    return "—" if value is None else f"{value:.2f}×"
-
-
-def _fmt_number(value: Optional[float]) -> str:
-    if value is None:
-        return "—"
-    if value >= 100:
-        return f"{value:,.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
-
-
-def _server_warning(report: dict[str, Any]) -> Optional[str]:
-    if report["meta"]["server"] == "python":
-        return (
-            "!!! WARNING: nginx is not installed, so this ran against the EMBEDDED PYTHON SERVER. It is slower than the\n"
-            "!!! clients it serves: req/s and MB/s are bounded by the server, not the client. CPU µs/request (measured in\n"
-            "!!! the client process) is still comparable. Install nginx for real numbers."
-        )
-    return None
-
-
-def format_table(report: dict[str, Any]) -> str:
-    """The results as a Markdown table (aligned, so it reads in a terminal too)."""
-    meta = report["meta"]
-    lines = []
-    warning = _server_warning(report)
-    if warning:
-        lines += [warning, ""]
-    lines.append(
-        f"roundtrip {meta['roundtrip_version']} ({meta.get('roundtrip_implementation', '?')}) bench ({meta['mode']}: {meta['runs']} run(s), {meta['duration_s']}s per cell) "
-        f"against {meta['server_description']} on 127.0.0.1; {meta['python']}, {meta['cpus']} CPUs, "
-        f"load average {meta['load_average_before'][0]:.2f} before / {meta['load_average_after'][0]:.2f} after; "
-        f"{meta.get('placement', 'unpinned')}"
-    )
-    lines.append("")
-    header = ["scenario", "client", "CPU µs/req", "CPU ×raw", "CPU ×py", "rate", "rate ×raw", "checked"]
-    rows = [header]
-    for scenario_name, per_client in report["results"].items():
-        scenario = SCENARIOS[scenario_name]
-        for client, cell in per_client.items():
-            if cell["cpu_us"] is None:
-                rows.append([scenario.label, client, "FAILED", "", "", "", "", str(cell["checked"])])
-                continue
-            rows.append(
-                [
-                    scenario.label,
-                    client,
-                    _fmt_number(cell["cpu_us"]),
-                    _fmt_ratio(cell["cpu_vs_raw"]),
-                    _fmt_ratio(cell["cpu_vs_py"]),
-                    f"{_fmt_number(cell['rate'])} {scenario.unit}",
-                    _fmt_ratio(cell["rate_vs_raw"]),
-                    f"{cell['checked']:,}",
-                ]
-            )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    right = {2, 3, 4, 5, 6, 7}
-
-    def render(row: list[str]) -> str:
-        cells = [cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(row)]
-        return "| " + " | ".join(cells) + " |"
-
-    lines.append(render(header))
-    lines.append("|" + "|".join(("-" * (w + 1) + ":") if i in right else ("-" * (w + 2)) for i, w in enumerate(widths)) + "|")
-    previous = None
-    for row in rows[1:]:
-        shown = list(row)
-        if shown[0] == previous:
-            shown[0] = ""
-        else:
-            previous = row[0]
-        lines.append(render(shown))
-    lines.append("")
-    total = sum(cell["checked"] for per_client in report["results"].values() for cell in per_client.values())
-    lines.append(
-        f"Every response checked (status 200 and exact body length): {total:,} responses, "
-        f"{len(report['errors'])} failure(s). CPU = client process user+sys (getrusage), median of runs; "
-        f"×raw and ×py are same-run ratios to the raw socket floor and to roundtrip-py, median of runs."
-    )
-    for name, client in report["clients"].items():
-        version = f" [{client['version']}]" if client.get("version") else ""
-        lines.append(f"  {name}{version}: {client['note']}")
-    for name, reason in report["skipped"].items():
-        lines.append(f"  {name}: skipped ({reason})")
-    for error in report["errors"]:
-        lines.append(f"  FAILED {error}")
-    if warning:
-        lines += ["", warning]
-    return "\n".join(lines)
-
-
-def format_targets(report: dict[str, Any]) -> str:
-    lines = ["Targets (same-run ratios, median of runs):"]
-    for target in report["targets"]:
-        if target["met"] is None:
-            verdict, ratio = "n/a", "—"
-        else:
-            verdict, ratio = ("met" if target["met"] else "NOT met"), f"{target['ratio']:.2f}"
-        lines.append(f"  {target['target']:<55} target {target['bound']:<8} measured {ratio:>6}  {verdict}")
-    return "\n".join(lines)
-
-
-def plot(report: dict[str, Any], path: str) -> None:
-    """A bar chart PNG: CPU µs per request for each client, one panel per scenario."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    scenarios = list(report["results"])
-    columns = min(3, len(scenarios))
-    rows = (len(scenarios) + columns - 1) // columns
-    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 0.45 * (len(report["clients"]) + 3) * rows), squeeze=False)
-    for index, scenario_name in enumerate(scenarios):
-        ax = axes[index // columns][index % columns]
-        per_client = report["results"][scenario_name]
-        names = [name for name, cell in per_client.items() if cell["cpu_us"] is not None]
-        values = [per_client[name]["cpu_us"] for name in names]
-        colors = [
-            "#d62728" if name.startswith("roundtrip") else "#ff9896" if "+roundtrip" in name else "#7f7f7f" if name == "raw" else "#1f77b4"
-            for name in names
-        ]
-        bars = ax.barh(names, values, color=colors)
-        ax.invert_yaxis()
-        for bar, name in zip(bars, names):
-            ratio = per_client[name]["cpu_vs_raw"]
-            ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {_fmt_ratio(ratio)}", va="center", fontsize=8)
-        ax.set_title(SCENARIOS[scenario_name].label, fontsize=10)
-        ax.set_xlabel("client CPU µs per request (lower is better)", fontsize=8)
-        ax.tick_params(labelsize=8)
-        ax.set_xlim(0, max(values or [1]) * 1.25)
-    for index in range(len(scenarios), rows * columns):
-        axes[index // columns][index % columns].axis("off")
-    meta = report["meta"]
-    title = f"roundtrip bench ({meta['mode']}, {meta['runs']} runs) vs {meta['server_description']}; labels: ×raw socket floor"
-    if meta["server"] == "python":
-        title += "\nWARNING: embedded Python server (nginx missing)"
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def nginx_missing() -> bool:
     return find_nginx() is None
-
-
-def client_names() -> list[str]:
-    return [info.name for info in REGISTRY]
