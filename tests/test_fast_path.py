@@ -1,0 +1,343 @@
+"""The compiled exchange (``_connection.exchange_fast`` over ``_speedups_c.exchange_io``): which
+requests take it, and that cancel, deadlines, stale connections and failures behave on it as on
+the general exchange.
+
+Under the ``c`` parameter common requests on an idle plain TCP connection take it; under
+``c-general`` (``_transport.FAST_PATH`` off) and ``py`` (no compiled twin) they never do. The
+``paths`` fixture records which exchange each attempt ran; wall-clock bounds only catch hangs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Iterator, Optional
+
+import httpx
+import pytest
+import requests
+
+import roundtrip
+from roundtrip import Cancelled, Context, DeadlineExceeded, Request, ResponseHeaderTimeout, ServerDisconnected, Trace, _connection, _transport
+from roundtrip.adapters import HTTPXTransport, RequestsAdapter
+
+from servers import ScriptedConnection, keep_alive_handler, respond
+
+HANG = 2.0  # a cancelled or timed-out round trip returning later than this is a hang
+SHORT = 0.2
+
+
+class Paths:
+    """Which exchange ran: ``general`` counts ``exchange()`` calls, ``fast`` the compiled
+    exchange's, ``stale`` those that found their idle connection stale."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.general = self.fast = self.stale = 0
+        general, fast = _transport.exchange, _transport.exchange_fast
+
+        def spy_general(*args: Any) -> Any:
+            self.general += 1
+            return general(*args)
+
+        def spy_fast(*args: Any) -> Any:
+            self.fast += 1
+            response = fast(*args)
+            self.stale += response is None
+            return response
+
+        monkeypatch.setattr(_transport, "exchange", spy_general)
+        monkeypatch.setattr(_transport, "exchange_fast", spy_fast)
+
+    def reset(self) -> None:
+        self.general = self.fast = self.stale = 0
+
+
+@pytest.fixture
+def paths(monkeypatch: pytest.MonkeyPatch) -> Paths:
+    return Paths(monkeypatch)
+
+
+def warm(transport: roundtrip.Transport, url: str) -> None:
+    """One request read to its end: its connection is left idle."""
+    with transport.round_trip(Request("GET", url)) as resp:
+        resp.read()
+
+
+def fast_path_on() -> bool:
+    return _transport.FAST_PATH and roundtrip._speedups.impl.__name__.endswith("_c")
+
+
+def assert_path(paths: Paths, requests_made: int) -> None:
+    """Every one of ``requests_made`` requests (on an idle connection) took the compiled
+    exchange when it is on, and the general one otherwise."""
+    if fast_path_on():
+        assert (paths.fast, paths.general) == (requests_made, 0)
+    else:
+        assert (paths.fast, paths.general) == (0, requests_made)
+
+
+# -- which requests take it -----------------------------------------------------------------
+
+
+def test_plain_get_on_an_idle_connection_takes_the_compiled_exchange(transport, server, paths):
+    srv = server(keep_alive_handler(b"hello"))
+    with transport.round_trip(Request("GET", srv.url("/first"))) as resp:  # dials: general
+        assert resp.read() == b"hello"
+    assert (paths.fast, paths.general) == (0, 1)
+    paths.reset()
+    for n in range(5):
+        with transport.round_trip(Request("GET", srv.url(f"/{n}"))) as resp:
+            assert (resp.status_code, resp.read()) == (200, b"hello")
+    assert_path(paths, 5)
+    assert srv.accepted == 1
+
+
+def test_small_post_takes_the_compiled_exchange_and_arrives_whole(transport, server, paths):
+    srv = server(keep_alive_handler(b"stored"))
+    warm(transport, srv.url("/warm"))
+    paths.reset()
+    body = bytes(range(256)) * 4
+    for payload in (body, bytearray(body), memoryview(body), b""):
+        with transport.round_trip(Request("POST", srv.url("/post"), body=payload)) as resp:
+            assert resp.read() == b"stored"
+    assert_path(paths, 4)
+    assert [r.body for r in srv.received[1:]] == [body, body, body, b""]
+
+
+def test_plain_get_through_the_httpx_adapter_takes_the_compiled_exchange(server, paths):
+    srv = server(keep_alive_handler(b"via httpx"))
+    # httpx's default 5 s timeouts are kept by a per-request Trace, which the compiled exchange
+    # does not serve: a plain GET here is one without timeouts.
+    with httpx.Client(transport=HTTPXTransport(), timeout=None) as client:
+        assert client.get(srv.url("/warm")).content == b"via httpx"
+        paths.reset()
+        for _ in range(3):
+            response = client.get(srv.url("/x"))
+            assert (response.status_code, response.content) == (200, b"via httpx")
+    assert_path(paths, 3)
+
+
+def test_plain_get_through_the_requests_adapter_takes_the_compiled_exchange(server, paths):
+    srv = server(keep_alive_handler(b"via requests"))
+    with requests.Session() as session:
+        session.trust_env = False
+        session.mount("http://", RequestsAdapter())
+        assert session.get(srv.url("/warm")).content == b"via requests"
+        paths.reset()
+        for _ in range(3):
+            response = session.get(srv.url("/x"))
+            assert (response.status_code, response.content) == (200, b"via requests")
+    assert_path(paths, 3)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["trace", "expect-continue", "large-body", "iterable-body"],
+)
+def test_unusual_requests_take_the_general_exchange(transport, server, paths, kind):
+    srv = server(keep_alive_handler(b"ok"))
+    warm(transport, srv.url("/warm"))
+    paths.reset()
+    options: dict[str, Any] = {
+        "trace": {"trace": Trace(wrote_request=lambda err: None)},
+        "expect-continue": {"body": b"x", "headers": {"Expect": "100-continue"}},
+        "large-body": {"body": b"x" * (64 * 1024 + 1)},
+        "iterable-body": {"body": iter([b"a", b"b"])},
+    }[kind]
+    with transport.round_trip(Request("POST", srv.url("/"), **options)) as resp:
+        assert resp.read() == b"ok"
+    assert (paths.fast, paths.general) == (0, 1)
+
+
+def test_a_head_larger_than_the_buffer_and_1xx_heads_are_read_on(transport, server, paths):
+    big = [("X-Filler", "f" * 8000)] * 10  # 80 KB of head: more than one buffer's worth
+
+    def handler(conn: ScriptedConnection) -> None:
+        conn.read_request()
+        conn.send(respond(200, b"first"))
+        conn.read_request()
+        conn.send(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n" + respond(200, b"big", headers=big))
+
+    srv = server(handler)
+    warm(transport, srv.url("/warm"))
+    paths.reset()
+    with transport.round_trip(Request("GET", srv.url("/big"))) as resp:
+        assert (resp.status_code, resp.read()) == (200, b"big")
+        assert resp.headers["X-Filler"] == "f" * 8000
+    assert_path(paths, 1)
+
+
+# -- stale connections, failures and retries ------------------------------------------------
+
+
+def test_a_stale_idle_connection_is_replaced_without_an_attempt(transport, server, paths):
+    closed = threading.Event()
+
+    def closes_after_answering(conn: ScriptedConnection) -> None:
+        conn.read_request()
+        conn.send(respond(200, b"once"))
+        conn.close()
+        closed.set()
+
+    srv = server(closes_after_answering)
+    with transport.round_trip(Request("GET", srv.url("/first"))) as resp:
+        assert resp.read() == b"once"
+    assert transport.pool_stats()["total"]["idle"] == 1
+    assert closed.wait(5.0)  # on loopback the FIN is there once close() has returned
+    paths.reset()
+    # Not idempotent: had an attempt been spent on the dead connection, it could not go again.
+    with transport.round_trip(Request("POST", srv.url("/second"), body=b"not idempotent")) as resp:
+        assert resp.read() == b"once"
+    assert srv.accepted == 2
+    assert [r.target for r in srv.received] == ["/first", "/second"]
+    if fast_path_on():
+        assert (paths.fast, paths.stale, paths.general) == (1, 1, 1)
+
+
+def test_server_closing_a_reused_connection_before_answering_retries_a_get(transport, server, paths):
+    seen = threading.Event()
+
+    def first(conn: ScriptedConnection) -> None:
+        conn.read_request()
+        conn.send(respond(200, b"first"))
+        conn.read_request()
+        seen.set()
+        conn.close()  # read the second request, then close without answering
+
+    srv = server([first, keep_alive_handler(b"again")])
+    warm(transport, srv.url("/first"))
+    paths.reset()
+    with transport.round_trip(Request("GET", srv.url("/second"))) as resp:
+        assert resp.read() == b"again"
+    assert seen.is_set() and srv.accepted == 2
+    if fast_path_on():
+        assert (paths.fast, paths.general) == (1, 1)  # the retry takes the general exchange
+
+
+def test_server_closing_a_reused_connection_before_answering_fails_a_post(transport, server, paths):
+    def first(conn: ScriptedConnection) -> None:
+        conn.read_request()
+        conn.send(respond(200, b"first"))
+        conn.read_request()
+        conn.close()
+
+    srv = server(first)
+    warm(transport, srv.url("/first"))
+    paths.reset()
+    with pytest.raises(ServerDisconnected) as info:
+        transport.round_trip(Request("POST", srv.url("/second"), body=b"payload"))
+    assert str(info.value) == "server closed the connection before responding"
+    assert info.value.conn_reused is True
+    assert info.value.bytes_written == len(srv.received[1].raw)
+    assert_path(paths, 1)
+    assert transport.pool_stats()["total"]["idle"] == 0
+
+
+# -- cancel and deadlines -------------------------------------------------------------------
+
+
+class Held:
+    """A server that answers the first request and then, on the same connection, reads the
+    second and holds it until the client closes."""
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+        self.client_closed: Optional[bool] = None
+        self.done = threading.Event()
+
+    def __call__(self, conn: ScriptedConnection) -> None:
+        conn.read_request()
+        conn.send(respond(200, b"first"))
+        conn.read_request()
+        self.reached.set()
+        self.client_closed = conn.wait_closed(5.0)
+        self.done.set()
+
+    def assert_client_closed(self) -> None:
+        assert self.done.wait(6.0), "server script did not finish"
+        assert self.client_closed is True, "the client did not close the connection"
+
+
+def test_cancel_while_waiting_for_headers_on_the_compiled_exchange(transport, server, paths):
+    held = Held()
+    srv = server(held)
+    warm(transport, srv.url("/first"))
+    paths.reset()
+    ctx = Context()
+    outcome: list[Any] = []
+
+    def go() -> None:
+        try:
+            outcome.append(transport.round_trip(Request("GET", srv.url("/held"), context=ctx)))
+        except BaseException as exc:
+            outcome.append(exc)
+        outcome.append(time.monotonic())
+
+    worker = threading.Thread(target=go, daemon=True)
+    worker.start()
+    assert held.reached.wait(5.0)
+    time.sleep(0.05)  # let the client block in its wait
+    cancelled_at = time.monotonic()
+    ctx.cancel()
+    worker.join(5.0)
+    assert not worker.is_alive(), "the round trip hung"
+    error, ended_at = outcome
+    assert isinstance(error, Cancelled), repr(error)
+    assert ended_at - cancelled_at < HANG
+    assert error.conn_reused is True
+    assert error.bytes_written == len(srv.received[1].raw)
+    held.assert_client_closed()
+    assert srv.accepted == 1, "a cancelled request is not retried"
+    assert_path(paths, 1)
+
+
+@pytest.mark.parametrize(
+    "header_timeout, context_timeout, kind",
+    [(SHORT, None, ResponseHeaderTimeout), (None, SHORT, DeadlineExceeded), (SHORT, 10.0, ResponseHeaderTimeout), (10.0, SHORT, DeadlineExceeded)],
+)
+def test_timeouts_while_waiting_for_headers_on_the_compiled_exchange(make_transport, server, paths, header_timeout, context_timeout, kind):
+    held = Held()
+    srv = server(held)
+    transport = make_transport(response_header_timeout=header_timeout)
+    warm(transport, srv.url("/first"))
+    paths.reset()
+    context = Context(timeout=context_timeout) if context_timeout is not None else None
+    started = time.monotonic()
+    with pytest.raises(roundtrip.Timeout) as info:
+        transport.round_trip(Request("GET", srv.url("/held"), context=context))
+    took = time.monotonic() - started
+    assert type(info.value) is kind
+    assert SHORT * 0.9 <= took < HANG
+    assert info.value.conn_reused is True
+    assert info.value.bytes_written == len(srv.received[1].raw)
+    held.assert_client_closed()
+    assert srv.accepted == 1
+    assert_path(paths, 1)
+
+
+def test_deadline_covers_the_body_after_the_compiled_exchange(transport, server, paths):
+    def stalls(conn: ScriptedConnection) -> None:
+        conn.read_request()
+        conn.send(respond(200, b"first"))
+        conn.read_request()
+        conn.send(respond(200, headers=[("Content-Length", "10")]) + b"12345")
+        conn.wait_closed(5.0)
+
+    srv = server(stalls)
+    warm(transport, srv.url("/first"))
+    paths.reset()
+    resp = transport.round_trip(Request("GET", srv.url("/slow"), context=Context(timeout=SHORT)))
+    with resp, pytest.raises(DeadlineExceeded):
+        resp.read()
+    assert_path(paths, 1)
+
+
+def test_fast_path_switch_reads_the_environment():
+    import subprocess
+    import sys
+
+    code = "import roundtrip._transport as t; print(t.FAST_PATH)"
+    for value, expected in (("1", "False"), ("0", "True"), ("", "True")):
+        env = {**__import__("os").environ, "ROUNDTRIP_NO_FAST_PATH": value}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == expected
