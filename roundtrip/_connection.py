@@ -260,20 +260,23 @@ def exchange(conn: Connection, prepared: PreparedRequest, finish: Callable[[Conn
         raise AttemptFailed(_io_error(conn, exc), _failure_reason(conn)) from None
 
 
-# What the compiled exchange returns besides a count of response bytes (_exchange_c.pxi); -2
-# (writing) and -4 (waiting for the response) are the Context's deadline.
+# What the compiled exchange returns besides a count of response bytes, and its flags
+# (_exchange_c.pxi); -2 (writing) and -4 (waiting for the response) are the Context's deadline.
 _CLOSED: Final = 0
 _STALE: Final = -1
 _HEAD_TIMEOUT: Final = -3
+_WRITTEN: Final = -5
+_CHECKED_WRITE_ONLY: Final = 1 | 2
+_READ_ONLY: Final = 4
 
-ExchangeIO = Callable[[Connection, int, bytes, float, float], int]
+ExchangeIO = Callable[[Connection, int, bytes, float, float, int], int]
 
 
 def fast_request_bytes(prepared: PreparedRequest) -> Optional[bytes]:
-    """The whole request as one buffer when it may take the compiled exchange: no trace hooks,
-    no wait for 100 Continue, and no body or a body in memory that goes out with the head (as
+    """The whole request as one buffer when it may take the compiled exchange: no wait for
+    100 Continue, and no body or a body in memory that goes out with the head (as
     ``_write_request`` sends it); None otherwise."""
-    if prepared.trace is not None or prepared.expect_continue:
+    if prepared.expect_continue:
         return None
     body = prepared.body
     if body is None:
@@ -290,54 +293,77 @@ def exchange_fast(conn: Connection, prepared: PreparedRequest, finish: Callable[
     head are one compiled call (``io``, the compiled twin's ``exchange_io``) that releases the
     GIL once; parsing and the ``Response`` follow as in ``exchange()``.
 
-    Returns None, having sent nothing, when the connection turned out stale (closed by the
-    server, or unsolicited bytes): the caller discards it, as ``Transport._get_conn`` does, and
-    no attempt is counted. Raises ``AttemptFailed`` with the general exchange's errors.
+    Without trace hooks the compiled call checks the connection itself, and returns None,
+    having sent nothing, when it turned out stale (closed by the server, or unsolicited
+    bytes): the caller discards it, as ``Transport._get_conn`` does, and no attempt is counted.
+    With hooks the caller has checked it (the got_conn hook comes between), and the call is
+    split where the wrote_request hook goes: a write that keeps the GIL unless the socket's
+    buffer is full, then the wait. Raises ``AttemptFailed`` with the general exchange's errors.
     """
     context = prepared.context
+    trace = prepared.trace
     conn.bytes_written = 0
     conn.write_failed = False
     conn.got_response_byte = False
     conn.deadline_error = DeadlineExceeded
-    timeout = -1.0
+    conn.trace = trace
     if context is not None:
         handle = context._add_cancel_callback(conn.abort)  # a cancel shuts the socket down
         if handle is None:
             raise AttemptFailed(Cancelled("request cancelled"), None)
         conn.cancel_handle = handle
         conn.context = context
-        conn.deadline = deadline = context.deadline
-        if deadline is not None:
-            timeout = max(deadline - time.monotonic(), 0.0)
+        conn.deadline = context.deadline
     header_timeout = prepared.options.response_header_timeout
+    head_timeout = -1.0 if header_timeout is None else header_timeout
     try:
-        count = io(conn, conn.plain_fd, data, timeout, -1.0 if header_timeout is None else header_timeout)
-    except OSError as exc:
-        if context is not None and context.cancelled:
-            raise AttemptFailed(Cancelled("request cancelled"), None) from None
-        raise AttemptFailed(_io_error(conn, exc), _failure_reason(conn)) from None
-    if count <= 0:
-        if count == _STALE:
-            if context is not None:
-                context._remove_cancel_callback(conn.cancel_handle)
-                conn.context = None
-            conn.deadline = None
-            return None
-        raise _fast_failure(conn, count)
-    parser = prepared.new_parser()
-    try:
+        if trace is None:
+            count = io(conn, conn.plain_fd, data, _seconds_left(conn.deadline), head_timeout, 0)
+            if count == _STALE:
+                if context is not None:
+                    context._remove_cancel_callback(conn.cancel_handle)
+                    conn.context = None
+                conn.deadline = None
+                return None
+        else:
+            count = io(conn, conn.plain_fd, data, _seconds_left(conn.deadline), head_timeout, _CHECKED_WRITE_ONLY)
+            if count == _WRITTEN:
+                if trace.wrote_headers is not None:
+                    trace.wrote_headers()
+                if trace.wrote_request is not None:
+                    trace.wrote_request(None)
+                count = io(conn, conn.plain_fd, data, _seconds_left(conn.deadline), head_timeout, _READ_ONLY)
+            if count > 0 and trace.got_first_response_byte is not None:
+                trace.got_first_response_byte()
+        if count <= 0:
+            raise _fast_failure(conn, count)
+        parser = prepared.new_parser()
         parser.feed(conn.view[:count])
         # Until the final head, the parser returns heads only (bytes and EndOfBody come after).
         head: Optional[ResponseHead] = parser.next_event()  # type: ignore[assignment]
         if head is None or (head.status_code < 200 and head.status_code != 101):
-            # A 1xx head (no trace hook to report it to), or a head longer than one buffer:
-            # the general reader goes on from here.
+            # A 1xx head, or a head longer than one buffer: the general reader goes on.
+            if head is not None and trace is not None:
+                _informational(conn, head, False)
             head = _await_final_head(conn, prepared, parser)
         return _response(conn, prepared, parser, head, finish)
+    except AttemptFailed:
+        raise
     except Error as exc:
         raise AttemptFailed(exc, None) from None
     except OSError as exc:
+        # Connection.send and recv_into: a cancel's shutdown breaks the socket; say so.
+        if context is not None and context.cancelled:
+            raise AttemptFailed(Cancelled("request cancelled"), None) from None
         raise AttemptFailed(_io_error(conn, exc), _failure_reason(conn)) from None
+
+
+def _seconds_left(deadline: Optional[float]) -> float:
+    """The compiled exchange's timeout: the seconds left before ``deadline`` (at least 0), or
+    -1 for none."""
+    if deadline is None:
+        return -1.0
+    return max(deadline - time.monotonic(), 0.0)
 
 
 def _fast_failure(conn: Connection, status: int) -> AttemptFailed:

@@ -22,6 +22,8 @@ cdef enum:
     _X_DEADLINE  # the Context's deadline passed while waiting for the response
     _X_ERROR  # a system call failed; its code is in error
     _X_INTR  # a signal interrupted a call: run the handlers with the GIL, then call again
+    _X_WRITTEN  # the request is written and the caller asked to stop there
+    _X_AGAIN  # the socket's buffer is full and the caller asked not to wait
 
 cdef enum:
     # What exchange_io returns besides a count of response bytes (_connection has the same).
@@ -30,6 +32,11 @@ cdef enum:
     EXCHANGE_WRITE_TIMEOUT = -2
     EXCHANGE_HEAD_TIMEOUT = -3
     EXCHANGE_DEADLINE = -4
+    EXCHANGE_WRITTEN = -5
+    # exchange_io's flags.
+    EXCHANGE_CHECKED = 1  # the caller did the stale check (trace hooks come between)
+    EXCHANGE_WRITE_ONLY = 2  # stop once written; keep the GIL unless the socket's buffer is full
+    EXCHANGE_READ_ONLY = 4  # only receive: a call with EXCHANGE_WRITE_ONLY wrote the request
 
 
 cdef struct _Exchange:
@@ -47,6 +54,8 @@ cdef struct _Exchange:
     double read_deadline  # while receiving: the earlier of the two, or < 0
     int read_status  # _X_HEAD_TIMEOUT or _X_DEADLINE: which one read_deadline is
     int phase  # 0: the stale check, 1: writing, 2: receiving
+    int stop_after_write
+    int nowait  # a full socket buffer returns _X_AGAIN rather than waiting (the GIL is held)
     int error
 
 
@@ -91,11 +100,22 @@ cdef inline bint _head_ended(_Exchange* x) noexcept nogil:
     return False
 
 
+cdef inline void _start_reading(_Exchange* x) noexcept nogil:
+    """The request is written. Go: response_header_timeout runs from here; the earlier of it
+    and the Context's deadline bounds the wait (_connection._await_final_head)."""
+    cdef double limit
+    x.phase = 2
+    x.read_deadline, x.read_status = x.deadline, _X_DEADLINE
+    if x.head_timeout >= 0:
+        limit = rt_io_now_ms() + x.head_timeout
+        if x.deadline < 0 or limit < x.deadline:
+            x.read_deadline, x.read_status = limit, _X_HEAD_TIMEOUT
+
+
 cdef int _exchange_run(_Exchange* x) noexcept nogil:
     """Advance the exchange as far as it goes; resumable after _X_INTR."""
     cdef int ready
     cdef Py_ssize_t n
-    cdef double limit
     if x.phase == 0:
         # Transport._get_conn's check: readable, hung up or in error all mean stale (a poll that
         # fails says as much of the descriptor).
@@ -115,6 +135,8 @@ cdef int _exchange_run(_Exchange* x) noexcept nogil:
                 x.sent += n
                 continue
             if n == RT_IO_AGAIN:
+                if x.nowait:
+                    return _X_AGAIN
                 ready = rt_io_wait(x.fd, 1, _poll_ms(x.deadline))
                 if ready >= 0:
                     continue  # writable, or timed out: the check above says which
@@ -123,14 +145,9 @@ cdef int _exchange_run(_Exchange* x) noexcept nogil:
                 return _X_INTR
             x.error = rt_io_last_error()
             return _X_ERROR
-        x.phase = 2
-        # Go: response_header_timeout runs from the request fully written; the earlier of it and
-        # the Context's deadline bounds the wait (_connection._await_final_head).
-        x.read_deadline, x.read_status = x.deadline, _X_DEADLINE
-        if x.head_timeout >= 0:
-            limit = rt_io_now_ms() + x.head_timeout
-            if x.deadline < 0 or limit < x.deadline:
-                x.read_deadline, x.read_status = limit, _X_HEAD_TIMEOUT
+        _start_reading(x)
+        if x.stop_after_write:
+            return _X_WRITTEN
     while True:
         if x.read_deadline >= 0:
             ready = rt_io_wait(x.fd, 0, _poll_ms(x.read_deadline))
@@ -165,7 +182,7 @@ cdef int _exchange_run(_Exchange* x) noexcept nogil:
         return _X_ERROR
 
 
-def exchange_io(conn, long long fd, data, double timeout, double head_timeout):
+def exchange_io(conn, long long fd, data, double timeout, double head_timeout, int flags=0):
     """Write ``data`` (a whole request) on ``conn``'s plain TCP socket ``fd`` and receive the
     start of the response into ``conn.buf``, with the GIL released once for all of it.
 
@@ -176,11 +193,15 @@ def exchange_io(conn, long long fd, data, double timeout, double head_timeout):
     the request's deadline, ``head_timeout`` the seconds allowed from the request written to
     the response (< 0: none).
 
+    With trace hooks to call in between, the caller splits the exchange in two: flags
+    ``EXCHANGE_CHECKED | EXCHANGE_WRITE_ONLY`` write (keeping the GIL while the socket takes
+    the bytes at once) and return ``EXCHANGE_WRITTEN``; ``EXCHANGE_READ_ONLY`` then receives.
+
     Returns the count of response bytes in ``conn.buf`` (> 0), ``EXCHANGE_CLOSED`` (EOF before
     any), ``EXCHANGE_WRITE_TIMEOUT``, ``EXCHANGE_HEAD_TIMEOUT`` or ``EXCHANGE_DEADLINE``; a
-    failed system call raises its ``OSError``. Always sets ``conn.bytes_written``, and
-    ``conn.write_failed`` and ``conn.got_response_byte`` when they become true, as
-    ``Connection.send`` and ``recv_into`` do.
+    failed system call raises its ``OSError``. Always sets ``conn.bytes_written`` (adding to it
+    when receiving only), and ``conn.write_failed`` and ``conn.got_response_byte`` when they
+    become true, as ``Connection.send`` and ``recv_into`` do.
     """
     cdef _Exchange x
     cdef Py_buffer request, into
@@ -195,8 +216,13 @@ def exchange_io(conn, long long fd, data, double timeout, double head_timeout):
     x.read_deadline = -1.0
     x.read_status = _X_DEADLINE
     x.sent = x.received = x.scanned = 0
-    x.phase = 0
+    x.phase = 1 if flags & EXCHANGE_CHECKED else 0
+    x.stop_after_write = (flags & EXCHANGE_WRITE_ONLY) != 0
+    x.nowait = x.stop_after_write
     x.error = 0
+    if flags & EXCHANGE_READ_ONLY:
+        _start_reading(&x)
+        data = b""
     PyObject_GetBuffer(data, &request, PyBUF_SIMPLE)
     try:
         # An export of the buffer for the call: nothing can resize or free it meanwhile.
@@ -207,20 +233,30 @@ def exchange_io(conn, long long fd, data, double timeout, double head_timeout):
             x.buf = <char*>into.buf
             x.capacity = into.len
             while True:
-                with nogil:
-                    status = _exchange_run(&x)
+                if x.nowait:
+                    status = _exchange_run(&x)  # sends that cannot block: the GIL stays
+                    if status == _X_AGAIN:
+                        x.nowait = 0  # the socket's buffer is full: wait with the GIL released
+                        continue
+                else:
+                    with nogil:
+                        status = _exchange_run(&x)
                 if status != _X_INTR:
                     break
-                conn.bytes_written = x.sent
+                if flags & EXCHANGE_READ_ONLY == 0:
+                    conn.bytes_written = x.sent
                 PyErr_CheckSignals()  # a handler's exception ends the exchange here
         finally:
             PyBuffer_Release(&into)
     finally:
         PyBuffer_Release(&request)
-    conn.bytes_written = x.sent
+    if flags & EXCHANGE_READ_ONLY == 0:
+        conn.bytes_written = x.sent
     if status == _X_DONE:
         conn.got_response_byte = True
         return x.received
+    if status == _X_WRITTEN:
+        return EXCHANGE_WRITTEN
     if status == _X_CLOSED:
         return EXCHANGE_CLOSED
     if status == _X_STALE:

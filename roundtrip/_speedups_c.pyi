@@ -6,7 +6,6 @@ from typing import Generic, Hashable, Iterable, TypeVar
 
 from _typeshed import ReadableBuffer
 
-from ._connection import Connection
 from ._events import EndOfBody, IdleConn, ResponseHead
 
 
@@ -28,9 +27,9 @@ __all__ = (
 # "posix", "winsock" or "portable": the system calls the module was built with (not in __all__).
 IO_BACKEND: str
 
-# The compiled exchange's syscall loop (not in __all__: compiled only; _connection.exchange is
-# its specification and _connection.exchange_fast its caller).
-def exchange_io(conn: Connection, fd: int, data: bytes, timeout: float, head_timeout: float) -> int: ...
+# Also compiled only, and not stubbed here (the stub gives the pure twin's signatures):
+# exchange_io, the compiled exchange's syscall loop; _connection.ExchangeIO is its type,
+# _connection.exchange (the general exchange) its specification.
 
 def is_token(text: str) -> bool: ...
 def validate_method(method: str) -> None: ...

@@ -175,12 +175,14 @@ class Transport:
                 return self._round_trip_fast(prepared, io, data)
         return self._attempts(prepared, None)
 
-    def _attempts(self, prepared: PreparedRequest, conn: Optional[Connection], attempt: int = 0) -> Response:
+    def _attempts(self, prepared: PreparedRequest, conn: Optional[Connection], attempt: int = 0, announced: bool = False) -> Response:
         """Attempts until one succeeds or ``should_retry`` says no; ``conn``, if given, is the
-        first attempt's connection, already checked."""
+        first attempt's connection, already checked (and its got_conn hook called);
+        ``announced``: the first attempt's get_conn hook was called."""
         while True:
             if conn is None:
-                conn = self._get_conn(prepared)
+                conn = self._get_conn(prepared, announced)
+                announced = False
             try:
                 return exchange(conn, prepared, self._finish)
             except AttemptFailed as failed:
@@ -210,31 +212,39 @@ class Transport:
     def _round_trip_fast(self, prepared: PreparedRequest, io: ExchangeIO, data: bytes) -> Response:
         """The first attempt of a common request (``fast_request_bytes``) on an idle plain TCP
         connection goes through the compiled exchange; no idle connection, a TLS one, or a
-        retry take the general path. A stale connection found by the compiled exchange is
-        replaced as ``_get_conn`` replaces one, before any attempt."""
+        retry take the general path. A stale connection is replaced as ``_get_conn`` replaces
+        one, before any attempt, with the same trace hooks."""
         context = prepared.context
         if context is not None:
             if context.cancelled:
                 raise Cancelled("request cancelled")
             if context.deadline is not None and context.deadline <= time.monotonic():
                 raise DeadlineExceeded("context deadline exceeded")
-        pool = self._pool
+        trace = prepared.trace
         key = prepared.route.key
+        if trace is not None and trace.get_conn is not None:
+            trace.get_conn(str(key))
+        pool = self._pool
         while True:
             conn = pool.take_idle(key)
             if conn is None:
-                return self._attempts(prepared, None)
-            if conn.plain_fd < 0:
+                return self._attempts(prepared, None, announced=True)
+            if conn.plain_fd < 0 or trace is not None:
+                # The stale check here: a TLS connection takes the general exchange, and the
+                # got_conn hook comes between the check and the write.
                 if conn.is_stale():
                     pool.discard(conn)
                     continue
-                return self._attempts(prepared, conn)
+                if trace is not None and trace.got_conn is not None:
+                    self._got_conn(trace.got_conn, conn, GotConnInfo(True, True, time.monotonic() - conn.idle_since, conn.stream.tls_version()))
+                if conn.plain_fd < 0:
+                    return self._attempts(prepared, conn)
             try:
                 response = exchange_fast(conn, prepared, self._finish, io, data)
             except AttemptFailed as failed:
                 return self._attempts(prepared, None, self._failed(prepared, conn, failed, 0))
             except BaseException:
-                self._drop(conn)  # a signal handler raised: the connection is out of step
+                self._drop(conn)  # a trace hook or a signal handler raised
                 raise
             if response is not None:
                 return response
@@ -272,8 +282,9 @@ class Transport:
 
     # -- connections -------------------------------------------------------------------------
 
-    def _get_conn(self, prepared: PreparedRequest) -> Connection:
-        """An idle connection for the route, or the first of a returned one and a new dial."""
+    def _get_conn(self, prepared: PreparedRequest, announced: bool = False) -> Connection:
+        """An idle connection for the route, or the first of a returned one and a new dial;
+        ``announced``: the get_conn hook was called already."""
         context = prepared.context
         if context is not None:
             if context.cancelled:
@@ -282,7 +293,7 @@ class Transport:
                 raise DeadlineExceeded("context deadline exceeded")
         trace = prepared.trace
         key = prepared.route.key
-        if trace is not None and trace.get_conn is not None:
+        if trace is not None and trace.get_conn is not None and not announced:
             trace.get_conn(str(key))
         pool = self._pool
         while True:

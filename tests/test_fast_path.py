@@ -104,11 +104,11 @@ def test_small_post_takes_the_compiled_exchange_and_arrives_whole(transport, ser
     assert [r.body for r in srv.received[1:]] == [body, body, body, b""]
 
 
-def test_plain_get_through_the_httpx_adapter_takes_the_compiled_exchange(server, paths):
+@pytest.mark.parametrize("timeout", [httpx.Timeout(5.0), None], ids=["default-timeouts", "no-timeouts"])
+def test_plain_get_through_the_httpx_adapter_takes_the_compiled_exchange(server, paths, timeout):
     srv = server(keep_alive_handler(b"via httpx"))
-    # httpx's default 5 s timeouts are kept by a per-request Trace, which the compiled exchange
-    # does not serve: a plain GET here is one without timeouts.
-    with httpx.Client(transport=HTTPXTransport(), timeout=None) as client:
+    # httpx's default timeouts are kept by a Context and a Trace per request (PhaseTimer).
+    with httpx.Client(transport=HTTPXTransport(), timeout=timeout) as client:
         assert client.get(srv.url("/warm")).content == b"via httpx"
         paths.reset()
         for _ in range(3):
@@ -117,7 +117,8 @@ def test_plain_get_through_the_httpx_adapter_takes_the_compiled_exchange(server,
     assert_path(paths, 3)
 
 
-def test_plain_get_through_the_requests_adapter_takes_the_compiled_exchange(server, paths):
+@pytest.mark.parametrize("timeout", [None, 5.0], ids=["no-timeouts", "timeouts"])
+def test_plain_get_through_the_requests_adapter_takes_the_compiled_exchange(server, paths, timeout):
     srv = server(keep_alive_handler(b"via requests"))
     with requests.Session() as session:
         session.trust_env = False
@@ -125,21 +126,20 @@ def test_plain_get_through_the_requests_adapter_takes_the_compiled_exchange(serv
         assert session.get(srv.url("/warm")).content == b"via requests"
         paths.reset()
         for _ in range(3):
-            response = session.get(srv.url("/x"))
+            response = session.get(srv.url("/x"), timeout=timeout)
             assert (response.status_code, response.content) == (200, b"via requests")
     assert_path(paths, 3)
 
 
 @pytest.mark.parametrize(
     "kind",
-    ["trace", "expect-continue", "large-body", "iterable-body"],
+    ["expect-continue", "large-body", "iterable-body"],
 )
 def test_unusual_requests_take_the_general_exchange(transport, server, paths, kind):
     srv = server(keep_alive_handler(b"ok"))
     warm(transport, srv.url("/warm"))
     paths.reset()
     options: dict[str, Any] = {
-        "trace": {"trace": Trace(wrote_request=lambda err: None)},
         "expect-continue": {"body": b"x", "headers": {"Expect": "100-continue"}},
         "large-body": {"body": b"x" * (64 * 1024 + 1)},
         "iterable-body": {"body": iter([b"a", b"b"])},
@@ -147,6 +147,38 @@ def test_unusual_requests_take_the_general_exchange(transport, server, paths, ki
     with transport.round_trip(Request("POST", srv.url("/"), **options)) as resp:
         assert resp.read() == b"ok"
     assert (paths.fast, paths.general) == (0, 1)
+
+
+HOOKS = ["get_conn", "got_conn", "wrote_headers", "wrote_request", "got_first_response_byte", "got_1xx_response", "put_idle_conn"]
+
+
+def test_trace_hooks_run_in_the_general_exchange_order(transport, server, paths):
+    def handler(conn: ScriptedConnection) -> None:
+        for n, request in enumerate(conn.requests()):
+            early = b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n" if n else b""
+            conn.send(early + respond(200, request.target.encode()))
+
+    srv = server(handler)
+    warm(transport, srv.url("/warm"))
+    paths.reset()
+    calls: list[tuple[str, Any]] = []
+
+    def record(name: str) -> Any:
+        return lambda *args: calls.append((name, args[0] if name in ("get_conn", "got_1xx_response", "put_idle_conn") else None))
+
+    trace = Trace(**{name: record(name) for name in HOOKS})
+    with transport.round_trip(Request("POST", srv.url("/traced"), body=b"data", trace=trace)) as resp:
+        assert resp.read() == b"/traced"
+    assert calls == [
+        ("get_conn", f"http://127.0.0.1:{srv.port}"),
+        ("got_conn", None),
+        ("wrote_headers", None),
+        ("wrote_request", None),
+        ("got_first_response_byte", None),
+        ("got_1xx_response", 103),
+        ("put_idle_conn", None),
+    ]
+    assert_path(paths, 1)
 
 
 def test_a_head_larger_than_the_buffer_and_1xx_heads_are_read_on(transport, server, paths):
