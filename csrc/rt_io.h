@@ -34,7 +34,8 @@
  *                   O_NONBLOCK for FIONBIO), no MSG_DONTWAIT.
  *
  * The toggle changes state shared with other threads for the length of one send; roundtrip only
- * sends a request head this way, before anything reads from the socket.
+ * sends a request this way, on a connection no other thread uses meanwhile (a cancel's shutdown
+ * from another thread does not care whether the socket blocks).
  */
 #ifndef RT_IO_H
 #define RT_IO_H

@@ -318,7 +318,9 @@ def exchange_fast(conn: Connection, prepared: PreparedRequest, finish: Callable[
     head_timeout = -1.0 if header_timeout is None else header_timeout
     try:
         if trace is None:
-            count = io(conn, conn.plain_fd, data, _seconds_left(conn.deadline), head_timeout, 0)
+            deadline = conn.deadline
+            timeout = -1.0 if deadline is None else max(deadline - time.monotonic(), 0.0)
+            count = io(conn, conn.plain_fd, data, timeout, head_timeout, 0)
             if count == _STALE:
                 if context is not None:
                     context._remove_cancel_callback(conn.cancel_handle)
