@@ -199,6 +199,62 @@ def test_a_head_larger_than_the_buffer_and_1xx_heads_are_read_on(transport, serv
     assert_path(paths, 1)
 
 
+class SocketCalls:
+    """Counts the connection methods through which Python code reaches the socket."""
+
+    NAMES = ("is_stale", "send", "recv_into", "response_waiting")
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = dict.fromkeys(self.NAMES, 0)
+        for name in self.NAMES:
+            original = getattr(_connection.Connection, name)
+
+            def counted(conn: Any, *args: Any, _name: str = name, _original: Any = original) -> Any:
+                self.calls[_name] += 1
+                return _original(conn, *args)
+
+            monkeypatch.setattr(_connection.Connection, name, counted)
+
+
+def test_the_compiled_exchange_makes_every_system_call_of_the_exchange_in_one_call(make_transport, server, paths, monkeypatch):
+    """The stale check, the write and the receive happen inside the one compiled call (which
+    releases the GIL once), with 8 threads sharing the Transport: Python code touches the
+    socket only in the exchanges that dialed (the general exchange)."""
+    threads, per_thread = 8, 20
+
+    def echo(conn: ScriptedConnection) -> None:
+        for request in conn.requests():
+            conn.send(respond(200, request.target.encode()))
+
+    srv = server(echo)
+    transport = make_transport()
+    sockets = SocketCalls(monkeypatch)
+    start = threading.Barrier(threads)
+    wrong: list[Any] = []
+
+    def work(index: int) -> None:
+        start.wait(10)
+        for n in range(per_thread):
+            path = f"/t{index}/{n}"
+            with transport.round_trip(Request("GET", srv.url(path))) as resp:
+                if resp.read() != path.encode():
+                    wrong.append(path)
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert wrong == [] and not any(worker.is_alive() for worker in workers)
+    assert paths.fast + paths.general == threads * per_thread + paths.stale
+    if fast_path_on():
+        assert paths.general <= srv.accepted  # only requests on a new connection
+        assert sockets.calls["is_stale"] == 0
+        assert sockets.calls["send"] == sockets.calls["recv_into"] == paths.general
+    else:
+        assert sockets.calls["send"] == threads * per_thread
+
+
 # -- stale connections, failures and retries ------------------------------------------------
 
 
