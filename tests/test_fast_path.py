@@ -9,9 +9,13 @@ Under the ``c`` parameter common requests on an idle plain TCP connection take i
 
 from __future__ import annotations
 
+import errno
+import os
+import subprocess
+import sys
 import threading
 import time
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import httpx
 import pytest
@@ -23,6 +27,7 @@ from roundtrip.adapters import HTTPXTransport, RequestsAdapter
 
 from servers import ScriptedConnection, keep_alive_handler, respond
 
+RESET = f"[Errno {errno.ECONNRESET}] {os.strerror(errno.ECONNRESET)}"  # str() of a reset's OSError
 HANG = 2.0  # a cancelled or timed-out round trip returning later than this is a hang
 SHORT = 0.2
 
@@ -321,6 +326,32 @@ def test_server_closing_a_reused_connection_before_answering_fails_a_post(transp
     assert transport.pool_stats()["total"]["idle"] == 0
 
 
+@pytest.mark.parametrize("partial", [False, True], ids=["before-answering", "inside-the-head"])
+def test_a_reset_on_a_reused_connection_fails_a_post_as_the_general_exchange_does(transport, server, paths, partial):
+    def first(conn: ScriptedConnection) -> None:
+        conn.read_request()
+        conn.send(respond(200, b"first"))
+        conn.read_request()
+        if partial:
+            conn.send(b"HTTP/1.1 200 OK\r\nContent-Le")
+            time.sleep(0.05)  # let the bytes arrive before the RST (not synchronisation)
+        conn.reset()
+
+    srv = server(first)
+    warm(transport, srv.url("/first"))
+    paths.reset()
+    with pytest.raises(roundtrip.Error) as info:
+        transport.round_trip(Request("POST", srv.url("/second"), body=b"payload"))
+    if partial:
+        assert type(info.value) is roundtrip.ProtocolError
+        assert str(info.value) == f"connection broke while reading the response head: {RESET}"
+    else:
+        assert type(info.value) is ServerDisconnected
+        assert str(info.value) == f"server closed the connection before responding: {RESET}"
+    assert (info.value.conn_reused, info.value.bytes_written) == (True, len(srv.received[1].raw))
+    assert_path(paths, 1)
+
+
 # -- cancel and deadlines -------------------------------------------------------------------
 
 
@@ -420,12 +451,10 @@ def test_deadline_covers_the_body_after_the_compiled_exchange(transport, server,
     assert_path(paths, 1)
 
 
+@pytest.mark.once
 def test_fast_path_switch_reads_the_environment():
-    import subprocess
-    import sys
-
     code = "import roundtrip._transport as t; print(t.FAST_PATH)"
     for value, expected in (("1", "False"), ("0", "True"), ("", "True")):
-        env = {**__import__("os").environ, "ROUNDTRIP_NO_FAST_PATH": value}
+        env = {**os.environ, "ROUNDTRIP_NO_FAST_PATH": value}
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
         assert out.stdout.strip() == expected
