@@ -118,7 +118,7 @@ def extensions():
     ext = Extension(
         "roundtrip._speedups_c",
         ["roundtrip/_speedups_c.pyx"],
-        depends=["roundtrip/_parser_c.pxi", "roundtrip/_idle_c.pxi", "csrc/rt_bytes.h", "csrc/rt_io.h"],
+        depends=["roundtrip/_parser_c.pxi", "roundtrip/_idle_c.pxi", "roundtrip/_exchange_c.pxi", "csrc/rt_bytes.h", "csrc/rt_io.h"],
         include_dirs=["csrc"],
         define_macros=[("RT_IO_PORTABLE", "1")] if PORTABLE_IO else [],
         extra_compile_args=compile_args,

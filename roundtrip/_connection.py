@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ._route import PoolKey
     from ._trace import Trace
 
-__all__ = ("Connection", "AttemptFailed", "exchange", "response_facts")
+__all__ = ("Connection", "AttemptFailed", "exchange", "exchange_fast", "fast_request_bytes", "response_facts")
 
 _BUFFER_SIZE = 65536
 # Bodies up to this size go out in the same send as the head.
@@ -59,6 +59,7 @@ class Connection:
         "write_failed",
         "got_response_byte",
         "orphans",
+        "plain_fd",
         "_timeout_set",
     )
 
@@ -79,6 +80,7 @@ class Connection:
         self.write_failed = False  # this attempt's request could not be written whole
         self.got_response_byte = False  # this attempt received a byte of its response
         self.orphans = orphans  # where a finalized, unfinished response leaves this connection
+        self.plain_fd = stream.plain_fd  # >= 0: the compiled exchange may use the socket
         self._timeout_set = False
 
     def close(self) -> None:
@@ -256,6 +258,127 @@ def exchange(conn: Connection, prepared: PreparedRequest, finish: Callable[[Conn
         raise AttemptFailed(exc, None) from None
     except OSError as exc:
         raise AttemptFailed(_io_error(conn, exc), _failure_reason(conn)) from None
+
+
+# What the compiled exchange returns besides a count of response bytes, and its flags
+# (_exchange_c.pxi); -2 (writing) and -4 (waiting for the response) are the Context's deadline.
+_CLOSED: Final = 0
+_STALE: Final = -1
+_HEAD_TIMEOUT: Final = -3
+_WRITTEN: Final = -5
+_CHECKED_WRITE_ONLY: Final = 1 | 2
+_READ_ONLY: Final = 4
+
+ExchangeIO = Callable[[Connection, int, bytes, float, float, int], int]
+
+
+def fast_request_bytes(prepared: PreparedRequest) -> Optional[bytes]:
+    """The whole request as one buffer when it may take the compiled exchange: no wait for
+    100 Continue, and no body or a body in memory that goes out with the head (as
+    ``_write_request`` sends it); None otherwise."""
+    if prepared.expect_continue:
+        return None
+    body = prepared.body
+    if body is None:
+        return prepared.head
+    data = body.data
+    if data is None or len(data) > _COALESCE_LIMIT:
+        return None
+    return prepared.head + data if len(data) else prepared.head
+
+
+def exchange_fast(conn: Connection, prepared: PreparedRequest, finish: Callable[[Connection, bool], None], io: ExchangeIO, data: bytes) -> Optional[Response]:
+    """``exchange()`` for a request ``fast_request_bytes`` accepted, on a plain TCP connection
+    just taken idle from the pool: the stale check, the write and the wait for the response
+    head are one compiled call (``io``, the compiled twin's ``exchange_io``) that releases the
+    GIL once; parsing and the ``Response`` follow as in ``exchange()``.
+
+    Without trace hooks the compiled call checks the connection itself, and returns None,
+    having sent nothing, when it turned out stale (closed by the server, or unsolicited
+    bytes): the caller discards it, as ``Transport._get_conn`` does, and no attempt is counted.
+    With hooks the caller has checked it (the got_conn hook comes between), and the call is
+    split where the wrote_request hook goes: a write that keeps the GIL unless the socket's
+    buffer is full, then the wait. Raises ``AttemptFailed`` with the general exchange's errors.
+    """
+    context = prepared.context
+    trace = prepared.trace
+    conn.bytes_written = 0
+    conn.write_failed = False
+    conn.got_response_byte = False
+    conn.deadline_error = DeadlineExceeded
+    conn.trace = trace
+    if context is not None:
+        handle = context._add_cancel_callback(conn.abort)  # a cancel shuts the socket down
+        if handle is None:
+            raise AttemptFailed(Cancelled("request cancelled"), None)
+        conn.cancel_handle = handle
+        conn.context = context
+        conn.deadline = context.deadline
+    header_timeout = prepared.options.response_header_timeout
+    head_timeout = -1.0 if header_timeout is None else header_timeout
+    try:
+        if trace is None:
+            deadline = conn.deadline
+            timeout = -1.0 if deadline is None else max(deadline - time.monotonic(), 0.0)
+            count = io(conn, conn.plain_fd, data, timeout, head_timeout, 0)
+            if count == _STALE:
+                if context is not None:
+                    context._remove_cancel_callback(conn.cancel_handle)
+                    conn.context = None
+                conn.deadline = None
+                return None
+        else:
+            count = io(conn, conn.plain_fd, data, _seconds_left(conn.deadline), head_timeout, _CHECKED_WRITE_ONLY)
+            if count == _WRITTEN:
+                if trace.wrote_headers is not None:
+                    trace.wrote_headers()
+                if trace.wrote_request is not None:
+                    trace.wrote_request(None)
+                count = io(conn, conn.plain_fd, data, _seconds_left(conn.deadline), head_timeout, _READ_ONLY)
+            if count > 0 and trace.got_first_response_byte is not None:
+                trace.got_first_response_byte()
+        if count <= 0:
+            raise _fast_failure(conn, count)
+        parser = prepared.new_parser()
+        parser.feed(conn.view[:count])
+        # Until the final head, the parser returns heads only (bytes and EndOfBody come after).
+        head: Optional[ResponseHead] = parser.next_event()  # type: ignore[assignment]
+        if head is None or (head.status_code < 200 and head.status_code != 101):
+            # A 1xx head, or a head longer than one buffer: the general reader goes on.
+            if head is not None and trace is not None:
+                _informational(conn, head, False)
+            head = _await_final_head(conn, prepared, parser)
+        return _response(conn, prepared, parser, head, finish)
+    except AttemptFailed:
+        raise
+    except Error as exc:
+        raise AttemptFailed(exc, None) from None
+    except OSError as exc:
+        # Connection.send and recv_into: a cancel's shutdown breaks the socket; say so.
+        if context is not None and context.cancelled:
+            raise AttemptFailed(Cancelled("request cancelled"), None) from None
+        raise AttemptFailed(_io_error(conn, exc), _failure_reason(conn)) from None
+
+
+def _seconds_left(deadline: Optional[float]) -> float:
+    """The compiled exchange's timeout: the seconds left before ``deadline`` (at least 0), or
+    -1 for none."""
+    if deadline is None:
+        return -1.0
+    return max(deadline - time.monotonic(), 0.0)
+
+
+def _fast_failure(conn: Connection, status: int) -> AttemptFailed:
+    """The error of a compiled exchange that ended without a response byte, as
+    ``Connection.recv_into`` and ``send`` would raise it: a cancel first (its shutdown looks
+    like EOF), then EOF or the phase's timeout."""
+    context = conn.context
+    if context is not None and context.cancelled:
+        return AttemptFailed(Cancelled("request cancelled"), None)
+    if status == _CLOSED:
+        return AttemptFailed(ServerDisconnected("server closed the connection before responding"), _failure_reason(conn))
+    kind = ResponseHeaderTimeout if status == _HEAD_TIMEOUT else DeadlineExceeded
+    return AttemptFailed(kind(_timeout_message(kind)), None)
 
 
 def _io_error(conn: Connection, exc: OSError) -> Error:

@@ -27,6 +27,10 @@ __all__ = (
 # "posix", "winsock" or "portable": the system calls the module was built with (not in __all__).
 IO_BACKEND: str
 
+# Also compiled only, and not stubbed here (the stub gives the pure twin's signatures):
+# exchange_io, the compiled exchange's syscall loop; _connection.ExchangeIO is its type,
+# _connection.exchange (the general exchange) its specification.
+
 def is_token(text: str) -> bool: ...
 def validate_method(method: str) -> None: ...
 def validate_header_fields(fields: Iterable[tuple[str, str]]) -> None: ...

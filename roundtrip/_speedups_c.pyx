@@ -6,7 +6,7 @@ and rejects byte for byte what h11 does behind the py twin (``tests/test_parser_
 """
 
 cimport cython
-from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize,
                             PyBytes_GET_SIZE)
@@ -51,14 +51,22 @@ cdef extern from "Python.h":
 # ROUNDTRIP_PORTABLE_IO=1) the Winsock path's logic on POSIX, so that it is tested here.
 cdef extern from "rt_io.h":
     const char* RT_IO_NAME
-    enum: RT_IO_ERROR, RT_IO_AGAIN, RT_IO_INTR
-    int rt_io_poll_readable(long long fd) noexcept
+    enum: RT_IO_ERROR, RT_IO_AGAIN, RT_IO_INTR, RT_IO_TOGGLES
+    int rt_io_poll_readable(long long fd) noexcept nogil
     Py_ssize_t rt_io_send_nowait(long long fd, const char* buf, Py_ssize_t n, int nonblocking) noexcept
+    int rt_io_wait(long long fd, int for_write, int timeout_ms) noexcept nogil
+    Py_ssize_t rt_io_send_some(long long fd, const char* buf, Py_ssize_t n, int nonblocking, int may_block) noexcept nogil
+    Py_ssize_t rt_io_recv_some(long long fd, char* buf, Py_ssize_t n, int may_block) noexcept nogil
+    double rt_io_now_ms() noexcept nogil
+    int rt_io_last_error() noexcept nogil
+    void rt_io_restore_error(int code) noexcept nogil
     object rt_io_raise()
 
 from cpython.exc cimport PyErr_CheckSignals
 
 IO_BACKEND = RT_IO_NAME.decode("ascii")  # "posix", "winsock" or "portable"; not in __all__
+# exchange_io (_exchange_c.pxi) is compiled-only and not in __all__ either: the general exchange
+# in _connection is its specification, and the pure twin has no use for a copy of it.
 
 
 def poll_readable(long long fd):
@@ -271,6 +279,8 @@ def encode_request_head(method, target, fields):
     return "".join(lines).encode("latin-1")
 
 
-# The response parser and the idle table live in their own files, compiled into this module.
+# The response parser, the idle table and the exchange's syscall loop live in their own files,
+# compiled into this module.
 include "_parser_c.pxi"
 include "_idle_c.pxi"
+include "_exchange_c.pxi"

@@ -32,6 +32,9 @@ class Stream(Protocol):
     """What a connection needs of its transport layer."""
 
     fd: int
+    # The descriptor the compiled exchange may write and read directly (plain TCP on a socket
+    # of the socket module's own class), or -1: everything else takes the general exchange.
+    plain_fd: int
 
     @property
     def sock(self) -> socket.socket:
@@ -66,11 +69,12 @@ class Stream(Protocol):
 
 
 class _StreamBase:
-    __slots__ = ("sock", "fd", "_poll_readable")
+    __slots__ = ("sock", "fd", "plain_fd", "_poll_readable")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.fd = sock.fileno()
+        self.plain_fd = -1
         self._poll_readable = _speedups.impl.poll_readable
 
     def settimeout(self, timeout: Optional[float]) -> None:
@@ -107,6 +111,8 @@ class SocketStream(_StreamBase):
         # custom dial's subclass keeps its own send.
         plain = type(sock) is socket.socket
         self.send_nowait = partial(_speedups.impl.send_nowait, sock) if plain else sock.send
+        if plain:
+            self.plain_fd = self.fd
 
     # On plain TCP every readable byte is an answer.
     response_waiting = _StreamBase.readable

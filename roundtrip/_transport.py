@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, runtime_che
 
 from . import _speedups
 from ._request_body import BYTES_LIKE
-from ._connection import AttemptFailed, Connection, exchange
+from ._connection import AttemptFailed, Connection, ExchangeIO, exchange, exchange_fast, fast_request_bytes
 from ._dial import connect_route
 from ._errors import Cancelled, ConnectError, DeadlineExceeded, Error, SkipAltProtocol, TransportClosed
 from ._models import Request, Response
@@ -31,7 +31,12 @@ if TYPE_CHECKING:
     from ._context import Context
     from ._options import Dial
 
-__all__ = ("Transport", "RoundTripper")
+__all__ = ("Transport", "RoundTripper", "FAST_PATH")
+
+# Whether Transports made from now on send common requests through the compiled exchange
+# (``exchange_fast``); ROUNDTRIP_NO_FAST_PATH=1 turns it off at import, for comparison and for
+# the tests that run every case over both paths. The pure-Python twin has no compiled exchange.
+FAST_PATH = not _speedups.env_flag("ROUNDTRIP_NO_FAST_PATH")
 
 class _FromEnvironment:
     """The default of ``Transport(proxy=...)``: proxies from the environment, exactly as
@@ -121,6 +126,7 @@ class Transport:
             dial=dial,
         )
         self._impl = _speedups.impl
+        self._io: Optional[ExchangeIO] = getattr(self._impl, "exchange_io", None) if FAST_PATH else None
         # Go: MaxIdleConnsPerHost 0 means the default, a negative value keeps none; a negative
         # MaxIdleConns keeps none either; MaxConnsPerHost <= 0 is no limit.
         per_host = max_idle_conns_per_host if max_idle_conns_per_host != 0 else 16
@@ -162,27 +168,87 @@ class Transport:
                 if mark.touched():
                     body = rewound_body(request)
         prepared = prepare(request, scheme, rest, body, self._options, impl, self._proxy)
-        attempt = 0
+        io = self._io
+        if io is not None:
+            data = fast_request_bytes(prepared)
+            if data is not None:
+                return self._round_trip_fast(prepared, io, data)
+        return self._attempts(prepared, None)
+
+    def _attempts(self, prepared: PreparedRequest, conn: Optional[Connection], attempt: int = 0, announced: bool = False) -> Response:
+        """Attempts until one succeeds or ``should_retry`` says no; ``conn``, if given, is the
+        first attempt's connection, already checked (and its got_conn hook called);
+        ``announced``: the first attempt's get_conn hook was called."""
         while True:
-            conn = self._get_conn(prepared)
+            if conn is None:
+                conn = self._get_conn(prepared, announced)
+                announced = False
             try:
                 return exchange(conn, prepared, self._finish)
             except AttemptFailed as failed:
-                self._drop(conn)
-                error = failed.error
-                error.conn_reused = conn.reused
-                error.bytes_written = conn.bytes_written
-                if not should_retry(conn.reused, failed.retry_reason, prepared.rewindable, prepared.replayable):
-                    raise error from None
-                prepared.rewind()
-                attempt += 1
-                trace = prepared.trace
-                if trace is not None and trace.retried is not None:
-                    # should_retry holds only with a reason.
-                    trace.retried(failed.retry_reason, attempt)  # type: ignore[arg-type]
+                attempt = self._failed(prepared, conn, failed, attempt)
             except BaseException:
                 self._drop(conn)  # a trace hook raised, or worse: the connection is closed
                 raise
+            conn = None
+
+    def _failed(self, prepared: PreparedRequest, conn: Connection, failed: AttemptFailed, attempt: int) -> int:
+        """Close the failed attempt's connection; raise its error unless Go's rules let the
+        request go again (then it is rewound). Returns the attempt count."""
+        self._drop(conn)
+        error = failed.error
+        error.conn_reused = conn.reused
+        error.bytes_written = conn.bytes_written
+        if not should_retry(conn.reused, failed.retry_reason, prepared.rewindable, prepared.replayable):
+            raise error from None
+        prepared.rewind()
+        attempt += 1
+        trace = prepared.trace
+        if trace is not None and trace.retried is not None:
+            # should_retry holds only with a reason.
+            trace.retried(failed.retry_reason, attempt)  # type: ignore[arg-type]
+        return attempt
+
+    def _round_trip_fast(self, prepared: PreparedRequest, io: ExchangeIO, data: bytes) -> Response:
+        """The first attempt of a common request (``fast_request_bytes``) on an idle plain TCP
+        connection goes through the compiled exchange; no idle connection, a TLS one, or a
+        retry take the general path. A stale connection is replaced as ``_get_conn`` replaces
+        one, before any attempt, with the same trace hooks."""
+        context = prepared.context
+        if context is not None:
+            if context.cancelled:
+                raise Cancelled("request cancelled")
+            if context.deadline is not None and context.deadline <= time.monotonic():
+                raise DeadlineExceeded("context deadline exceeded")
+        trace = prepared.trace
+        key = prepared.route.key
+        if trace is not None and trace.get_conn is not None:
+            trace.get_conn(str(key))
+        pool = self._pool
+        while True:
+            conn = pool.take_idle(key)
+            if conn is None:
+                return self._attempts(prepared, None, announced=True)
+            if conn.plain_fd < 0 or trace is not None:
+                # The stale check here: a TLS connection takes the general exchange, and the
+                # got_conn hook comes between the check and the write.
+                if conn.is_stale():
+                    pool.discard(conn)
+                    continue
+                if trace is not None and trace.got_conn is not None:
+                    self._got_conn(trace.got_conn, conn, GotConnInfo(True, True, time.monotonic() - conn.idle_since, conn.stream.tls_version()))
+                if conn.plain_fd < 0:
+                    return self._attempts(prepared, conn)
+            try:
+                response = exchange_fast(conn, prepared, self._finish, io, data)
+            except AttemptFailed as failed:
+                return self._attempts(prepared, None, self._failed(prepared, conn, failed, 0))
+            except BaseException:
+                self._drop(conn)  # a trace hook or a signal handler raised
+                raise
+            if response is not None:
+                return response
+            pool.discard(conn)
 
     def register_protocol(self, scheme: str, round_tripper: RoundTripper) -> None:
         """Send requests for ``scheme`` to ``round_tripper`` first; it may raise
@@ -216,8 +282,9 @@ class Transport:
 
     # -- connections -------------------------------------------------------------------------
 
-    def _get_conn(self, prepared: PreparedRequest) -> Connection:
-        """An idle connection for the route, or the first of a returned one and a new dial."""
+    def _get_conn(self, prepared: PreparedRequest, announced: bool = False) -> Connection:
+        """An idle connection for the route, or the first of a returned one and a new dial;
+        ``announced``: the get_conn hook was called already."""
         context = prepared.context
         if context is not None:
             if context.cancelled:
@@ -226,7 +293,7 @@ class Transport:
                 raise DeadlineExceeded("context deadline exceeded")
         trace = prepared.trace
         key = prepared.route.key
-        if trace is not None and trace.get_conn is not None:
+        if trace is not None and trace.get_conn is not None and not announced:
             trace.get_conn(str(key))
         pool = self._pool
         while True:

@@ -1,7 +1,9 @@
 """Fixtures shared by the whole suite.
 
-Every test runs against both implementations: the autouse ``impl`` fixture (ids ``c`` and
-``py``) installs one twin as the live implementation before the test builds its Transport.
+Every test runs against both implementations: the autouse ``impl`` fixture (ids ``c``,
+``c-general`` and ``py``) installs one twin as the live implementation before the test builds
+its Transport; ``c-general`` is the compiled twin with the compiled exchange turned off
+(``roundtrip._transport.FAST_PATH``), so every case also runs over the general exchange.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 import roundtrip
-from roundtrip import _speedups, _speedups_py
+from roundtrip import _speedups, _speedups_py, _transport
 from roundtrip._speedups import env_flag
 
 from helpers import RecordingDial
@@ -57,10 +59,12 @@ def pytest_collection_modifyitems(config: Any, items: list) -> None:
         items[:] = kept
 
 
-@pytest.fixture(params=["c", "py"], autouse=True)
+@pytest.fixture(params=["c", "c-general", "py"], autouse=True)
 def impl(request: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The implementation under test; Transports built in the test use it."""
-    if request.param == "c":
+    """The implementation under test; Transports built in the test use it (``c-general``: the
+    compiled twin without the compiled exchange)."""
+    monkeypatch.setattr(_transport, "FAST_PATH", request.param == "c")
+    if request.param != "py":
         if _speedups_c is None:
             if REQUIRE_EXTENSIONS:
                 pytest.fail("ROUNDTRIP_REQUIRE_EXTENSIONS is set but roundtrip._speedups_c is missing")

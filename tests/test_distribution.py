@@ -157,6 +157,9 @@ def test_poll_readable_reports_data_and_hang_up(impl):
 
 # The Python C API names rt_io.h uses, declared for a compile without Windows' Python headers.
 _STUB_PYTHON_H = """
+#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L  /* as pyconfig.h defines it: clock_gettime under -std=c99 */
+#endif
 #include <stddef.h>
 #include <limits.h>
 typedef ptrdiff_t Py_ssize_t;
@@ -172,6 +175,13 @@ _USE_EVERY_CALL = """
 int use(long long fd, const char* buf, Py_ssize_t n) {
     int ready = rt_io_poll_readable(fd);
     Py_ssize_t sent = rt_io_send_nowait(fd, buf, n, 0) + rt_io_send_nowait(fd, buf, n, 1);
+    char into[16];
+    double now = rt_io_now_ms();
+    ready += rt_io_wait(fd, 0, 10) + rt_io_wait(fd, 1, -1);
+    sent += rt_io_send_some(fd, buf, n, 0, 0) + rt_io_send_some(fd, buf, n, 1, 1);
+    sent += rt_io_recv_some(fd, into, sizeof into, 0) + rt_io_recv_some(fd, into, sizeof into, 1);
+    if (ready == RT_IO_ERROR || sent == RT_IO_AGAIN || sent == RT_IO_INTR || now < 0 || RT_IO_TOGGLES)
+        rt_io_restore_error(rt_io_last_error());
     if (ready == RT_IO_ERROR || sent == RT_IO_AGAIN || sent == RT_IO_INTR)
         rt_io_raise();
     return (int)sent + (int)sizeof(RT_IO_NAME);
