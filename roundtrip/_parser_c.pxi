@@ -14,6 +14,58 @@ cdef inline bint _ci_equal(const unsigned char* p, const char* lower, Py_ssize_t
     return True
 
 
+cdef inline bint _py_space(unsigned char c) noexcept:
+    # What str.strip() removes from a latin-1 value that got past RT_WIRE_BAD (the py twin's
+    # response_facts strips with it): HTAB, SP, FS..US, NEL and NBSP.
+    return c == 9 or c == 32 or 0x1c <= c <= 0x1f or c == 0x85 or c == 0xa0
+
+
+cdef bint _has_token(const unsigned char* p, Py_ssize_t n, const char* lower, Py_ssize_t size) noexcept:
+    """Whether the comma-separated list p[:n] holds ``lower`` (stripped, any case)."""
+    cdef Py_ssize_t i = 0, a, b
+    while i <= n:
+        a = i
+        while i < n and p[i] != b',':
+            i += 1
+        b = i
+        while a < b and _py_space(p[a]):
+            a += 1
+        while b > a and _py_space(p[b - 1]):
+            b -= 1
+        if b - a == size and _ci_equal(p + a, lower, size):
+            return True
+        i += 1
+    return False
+
+
+cdef Py_ssize_t _content_length(const unsigned char* p, Py_ssize_t n, Py_ssize_t* start) noexcept:
+    """The digits of a Content-Length value: every comma-separated part, stripped of SP and
+    HTAB, the same 1-20 digits (RFC 9110 §8.6, as h11 reads it). Their length, with their
+    offset in ``start``; -1 if the value is not that."""
+    cdef Py_ssize_t i = 0, a, b, first = -1, size = 0, j
+    while i <= n:
+        a = i
+        while i < n and p[i] != b',':
+            i += 1
+        b = i
+        while a < b and (p[a] == b' ' or p[a] == b'\t'):
+            a += 1
+        while b > a and (p[b - 1] == b' ' or p[b - 1] == b'\t'):
+            b -= 1
+        if first < 0:
+            first, size = a, b - a
+        elif b - a != size or memcmp(p + a, p + first, size) != 0:
+            return -1
+        i += 1
+    if size == 0 or size > 20:
+        return -1
+    for j in range(first, first + size):
+        if not _digit(p[j]):
+            return -1
+    start[0] = first
+    return size
+
+
 cdef inline bint _digit(unsigned char c) noexcept:
     return b'0' <= c <= b'9'
 
@@ -65,6 +117,44 @@ cdef int _chunk_size(const unsigned char* b, Py_ssize_t n, unsigned long long* s
     return 0
 
 
+_NO_FACTS = (False, False, False)
+
+# Field names most servers send, spelled as they send them: a name found here is shared rather
+# than decoded again for every response (str objects are immutable; equal either way).
+cdef tuple _COMMON_NAMES = (
+    "Date", "Server", "Connection", "Content-Type", "Content-Length", "Last-Modified", "ETag",
+    "Accept-Ranges", "Transfer-Encoding", "Content-Encoding", "Cache-Control", "Vary",
+    "Expires", "Keep-Alive", "Location", "Set-Cookie", "Age", "Via", "Etag", "Pragma",
+    "Strict-Transport-Security", "X-Content-Type-Options", "X-Frame-Options",
+    "Access-Control-Allow-Origin", "Content-Security-Policy", "Alt-Svc",
+    "date", "server", "connection", "content-type", "content-length", "last-modified", "etag",
+    "accept-ranges", "transfer-encoding", "content-encoding", "cache-control", "vary",
+    "expires", "keep-alive", "location", "set-cookie", "age", "via",
+)
+
+
+cdef str _field_name(const unsigned char* p, Py_ssize_t k):
+    cdef str name
+    for name in _COMMON_NAMES:
+        if PyUnicode_GET_LENGTH(name) == k and memcmp(PyUnicode_1BYTE_DATA(name), p, k) == 0:
+            return name
+    return PyUnicode_DecodeLatin1(<char*>p, k, NULL)
+
+
+# The classes a response is made of, looked up on first use: _response_body imports the module
+# that chooses this one.
+cdef object _Response = None, _Headers = None, _bodies = None
+
+
+cdef int _load_response_types() except -1:
+    global _Response, _Headers, _bodies
+    from . import _response_body
+    from ._headers import Headers
+    from ._models import Response
+    _Response, _Headers, _bodies = Response, Headers, _response_body
+    return 0
+
+
 cdef class ResponseParser:
     """Sans-I/O parser of the response to one request: bytes in, events out.
 
@@ -87,6 +177,11 @@ cdef class ResponseParser:
     cdef object _cl  # per field section: the Content-Length value seen, or None
     cdef bint _saw_te
     cdef object _invalid  # the first Content-Length / Transfer-Encoding fault of a head, or None
+    cdef long long _cl_int  # _cl as a number when it has at most 18 digits, else -1
+    # The facts of the head being parsed (py twin: response_facts), and of the last one returned.
+    cdef bint _saw_close, _saw_keep_alive, _saw_encoding, _gzipped, _has_length
+    cdef object _facts
+    cdef object _head  # the last head returned
 
     def __cinit__(self):
         self._buf = NULL
@@ -102,6 +197,7 @@ cdef class ResponseParser:
         self._budget = max(-(1 << 62), min(max_head_bytes, 1 << 62))
         self._limit = self._budget  # also bounds a chunk-size line or a trailer section
         self._in_head = True
+        self._facts = _NO_FACTS
 
     def feed(self, data):
         """Append received bytes."""
@@ -123,6 +219,11 @@ cdef class ResponseParser:
     def feed_eof(self):
         """Note that the server closed the connection."""
         self._eof = True
+
+    def head_facts(self):
+        """``(keeps_alive, gzipped, has_length)`` of the last head returned, worked out while
+        it was parsed; all False before the first."""
+        return self._facts
 
     def take_unparsed(self):
         """Remove and return the bytes received but not parsed."""
@@ -153,6 +254,63 @@ cdef class ResponseParser:
                 self._failed = True
                 raise ProtocolError(_LINE_TOO_LONG)
         return event
+
+    def build_response(self, conn, prepared, head, finish):
+        """The ``Response`` to ``prepared`` from ``head``, the final head this parser returned
+        last, with the body reader its framing calls for (``_speedups_py`` is the spec)."""
+        if head is not self._head or self._in_head:
+            raise ValueError("head is not the final head this parser returned last")
+        if _Response is None:
+            _load_response_types()
+        h = head
+        keeps_alive, gzipped, has_length = self._facts
+        status = h.status_code
+        reusable = not prepared.close_after and status != 101 and keeps_alive
+        length = h.body_length
+        fields = h.headers
+        response = _Response.__new__(_Response)
+        response.status_code = status
+        response.reason = h.reason
+        response.http_version = h.http_version
+        response.request = prepared.request
+        response.uncompressed = False
+        response.closed = False
+        if length == CHUNKED:
+            if has_length:
+                # RFC 9112 §6.3: chunked framing overrides Content-Length (Go's fixLength).
+                fields = [field for field in fields if field[0].lower() != "content-length"]
+            trailers = response._trailers = _Headers()
+            body = _bodies.ChunkedBody(conn, finish, self, trailers, reusable)
+            response.content_length = None
+        else:
+            response._trailers = None
+            buffered = self.take_unparsed()
+            if length == UNTIL_CLOSE:
+                body = _bodies.UntilCloseBody(conn, finish, buffered)
+                response.content_length = None
+            elif length == 0:
+                body = _bodies.EmptyBody(conn, finish)
+                response.content_length = 0
+                if self._is_head:
+                    # A HEAD response's Content-Length: the size a GET would have had.
+                    response.content_length = (
+                        None if self._cl is None else self._cl_int if self._cl_int >= 0 else int(self._cl))
+                body._end(reusable and not buffered)
+            else:
+                body = _bodies.FixedLengthBody(conn, finish, length, buffered, reusable)
+                response.content_length = length
+        response.headers = _Headers._from_list(fields)
+        if gzipped and prepared.gzip_requested and length != 0:
+            # Go's transparent gzip: the caller sees the decoded body and no encoding headers.
+            body = _bodies.GzipBody(body)
+            headers = response.headers
+            for name in ("Content-Encoding", "Content-Length"):
+                if name in headers:
+                    del headers[name]
+            response.content_length = None
+            response.uncompressed = True
+        response._body = body
+        return response
 
     cdef int _append(self, const char* p, Py_ssize_t n) except -1:
         cdef Py_ssize_t live = self._end - self._start, cap
@@ -239,6 +397,8 @@ cdef class ResponseParser:
             raise ProtocolError(_BAD_HEAD)
         status = (b[9] - 48) * 100 + (b[10] - 48) * 10 + (b[11] - 48)
         self._cl, self._saw_te, self._invalid = None, False, None  # nothing carries over from a 1xx head
+        self._saw_close = self._saw_keep_alive = self._saw_encoding = False
+        self._gzipped = self._has_length = False
         fields = self._fields(b, eol + 1, stop, _BAD_HEAD) if eol < stop else []
         if status < 100:  # h11 checks the status (100-999) after the fields
             self._failed = True
@@ -262,13 +422,21 @@ cdef class ResponseParser:
             elif self._saw_te:
                 body_length = CHUNKED
             elif self._cl is not None:
-                body_length = int(self._cl)
+                body_length = self._cl_int if self._cl_int >= 0 else int(self._cl)
             else:
                 body_length = UNTIL_CLOSE
             self._in_head = False
             self._chunked = body_length == CHUNKED
             self._done = not self._chunked
-        return ResponseHead(status, reason, version, fields, body_length, end)
+        # RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive".
+        self._facts = (
+            not self._saw_close and (memcmp(b, b"HTTP/1.1", 8) == 0 or self._saw_keep_alive),
+            self._gzipped,
+            self._has_length,
+        )
+        head = ResponseHead(status, reason, version, fields, body_length, end)
+        self._head = head
+        return head
 
     cdef list _fields(self, const unsigned char* b, Py_ssize_t pos, Py_ssize_t stop, str msg):
         """The field lines in b[pos:stop], separated by LF, each maybe ending in CR."""
@@ -312,7 +480,7 @@ cdef class ResponseParser:
     cdef int _field(self, list out, bytearray joined, const unsigned char* p, Py_ssize_t n,
                     str msg) except -1:
         """field-name ":" OWS field-value OWS (RFC 9112 §5), normalised as h11 does."""
-        cdef Py_ssize_t k = 0, vs, ve, j
+        cdef Py_ssize_t k = 0, vs, ve, j, ds = 0, size
         if joined is not None:
             p = <const unsigned char*>PyByteArray_AS_STRING(joined)
             n = PyByteArray_GET_SIZE(joined)
@@ -330,17 +498,29 @@ cdef class ResponseParser:
             if rt_class[p[j]] & RT_WIRE_BAD:  # h11: no NUL, CR, LF, VT, FF in a value
                 self._failed = True
                 raise ProtocolError(msg)
-        name = PyUnicode_DecodeLatin1(<char*>p, k, NULL)
+        name = _field_name(p, k)
+        if msg is _BAD_HEAD:
+            # The facts build_response needs (the py twin's response_facts), found in passing.
+            if k == 10 and _ci_equal(p, b"connection", 10):
+                self._saw_close = self._saw_close or _has_token(p + vs, ve - vs, b"close", 5)
+                self._saw_keep_alive = self._saw_keep_alive or _has_token(p + vs, ve - vs, b"keep-alive", 10)
+            elif k == 16 and not self._saw_encoding and _ci_equal(p, b"content-encoding", 16):
+                self._saw_encoding = True  # Go: EqualFold(Header.Get(...), "gzip")
+                self._gzipped = _has_token(p + vs, ve - vs, b"gzip", 4) and memchr(p + vs, b',', ve - vs) == NULL
         if k == 14 and _ci_equal(p, b"content-length", 14):
             # RFC 9110 §8.6: "5, 5" is one length. h11 wants every comma-separated part to be
             # the same 1-20 digits and every Content-Length field the same; it keeps one field.
-            # (bytes.strip() would also strip VT and FF, which a value cannot hold.)
-            parts = {part.strip(b" \t") for part in (<bytes>p[vs:ve]).split(b",")}
-            digits = parts.pop() if len(parts) == 1 else b""
-            if 0 < len(digits) <= 20 and digits.isdigit():
-                value = digits.decode("ascii")
+            size = _content_length(p + vs, ve - vs, &ds)
+            if size > 0:
+                value = PyUnicode_DecodeLatin1(<char*>p + vs + ds, size, NULL)
                 if self._cl is None:
                     self._cl = value
+                    self._cl_int = -1
+                    if size <= 18:
+                        self._cl_int = 0
+                        for j in range(vs + ds, vs + ds + size):
+                            self._cl_int = self._cl_int * 10 + (p[j] - 48)
+                    self._has_length = True
                     out.append((name, value))
                     return 0
                 if self._cl == value:
