@@ -133,11 +133,28 @@ cdef tuple _COMMON_NAMES = (
 )
 
 
+# The same names as C data, by length (the names of length k are entries _name_start[k] to
+# _name_start[k + 1] - 1), so that a field's name is compared with two or three at most.
+cdef const char* _name_bytes[64]
+cdef PyObject* _name_objs[64]  # borrowed: _COMMON_NAMES keeps them
+cdef Py_ssize_t _name_start[34]
+assert len(_COMMON_NAMES) <= 64 and max(map(len, _COMMON_NAMES)) <= 32
+_name_count = 0
+for _size in range(34):
+    _name_start[_size] = _name_count
+    for _name in _COMMON_NAMES:
+        if len(_name) == _size:
+            _name_bytes[_name_count] = <const char*>PyUnicode_1BYTE_DATA(_name)
+            _name_objs[_name_count] = <PyObject*>_name
+            _name_count += 1
+
+
 cdef str _field_name(const unsigned char* p, Py_ssize_t k):
-    cdef str name
-    for name in _COMMON_NAMES:
-        if PyUnicode_GET_LENGTH(name) == k and memcmp(PyUnicode_1BYTE_DATA(name), p, k) == 0:
-            return name
+    cdef Py_ssize_t i
+    if k <= 32:
+        for i in range(_name_start[k], _name_start[k + 1]):
+            if <unsigned char>_name_bytes[i][0] == p[0] and memcmp(_name_bytes[i], p, k) == 0:
+                return <str>_name_objs[i]
     return PyUnicode_DecodeLatin1(<char*>p, k, NULL)
 
 
@@ -190,11 +207,17 @@ cdef class ResponseParser:
         free(self._buf)
 
     def __init__(self, method, max_head_bytes=1 << 20):
+        cdef long long budget
         # h11 refuses to frame a request whose method is not a token; we refuse it up front.
-        validate_method(method)
-        self._is_head = method == "HEAD"
-        self._is_connect = method == "CONNECT"
-        self._budget = max(-(1 << 62), min(max_head_bytes, 1 << 62))
+        if not (PyUnicode_CheckExact(method) and _token(<str>method)):
+            validate_method(method)  # raises as the py twin does
+        self._is_head = <str>method == "HEAD"
+        self._is_connect = <str>method == "CONNECT"
+        if PyLong_CheckExact(max_head_bytes) and -(1 << 62) <= max_head_bytes <= 1 << 62:
+            budget = max_head_bytes  # the usual case, clamped below without Python calls
+            self._budget = budget
+        else:
+            self._budget = max(-(1 << 62), min(max_head_bytes, 1 << 62))
         self._limit = self._budget  # also bounds a chunk-size line or a trailer section
         self._in_head = True
         self._facts = _NO_FACTS
