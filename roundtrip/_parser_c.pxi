@@ -322,11 +322,12 @@ cdef class ResponseParser:
             else:
                 body = _bodies.FixedLengthBody(conn, finish, length, buffered, reusable)
                 response.content_length = length
-        response.headers = _Headers._from_list(fields)
+        headers = _Headers.__new__(_Headers)  # Headers._from_list, without its Python frame
+        headers._items = fields
+        response.headers = headers
         if gzipped and prepared.gzip_requested and length != 0:
             # Go's transparent gzip: the caller sees the decoded body and no encoding headers.
             body = _bodies.GzipBody(body)
-            headers = response.headers
             for name in ("Content-Encoding", "Content-Length"):
                 if name in headers:
                     del headers[name]

@@ -73,7 +73,8 @@ class _WireBody:
 
     def close(self) -> None:
         # Closing before the end closes the connection: it is not drained.
-        self._end(False)
+        if not self._done:  # checked here too: closing a finished body is the usual case
+            self._end(False)
 
     def __del__(self) -> None:
         # The response was dropped before its end without close(). Close the socket here, and
@@ -125,7 +126,9 @@ class FixedLengthBody(_WireBody):
             data = buffered if len(buffered) == remaining else self._read_exactly(remaining)
             self._buffered = b""
             self._remaining = 0
-            self._end(self._reusable)
+            if not self._done:  # _end, written out for the read of a whole small body
+                self._done = True
+                self._finish(self._conn, self._reusable)
             return data
         if buffered:
             data = buffered[:amt]
