@@ -149,13 +149,50 @@ for _size in range(34):
             _name_count += 1
 
 
-cdef str _field_name(const unsigned char* p, Py_ssize_t k):
+cdef Py_ssize_t _name_index(const unsigned char* p, Py_ssize_t k) noexcept:
+    """Where the name p[:k] is in the table, or -1."""
     cdef Py_ssize_t i
     if k <= 32:
         for i in range(_name_start[k], _name_start[k + 1]):
             if <unsigned char>_name_bytes[i][0] == p[0] and memcmp(_name_bytes[i], p, k) == 0:
-                return <str>_name_objs[i]
-    return PyUnicode_DecodeLatin1(<char*>p, k, NULL)
+                return i
+    return -1
+
+
+# The last field seen under each common name, as the (name, value) tuple a head's list holds:
+# a server sends the same Server, Content-Type or Connection line again and again, and an equal
+# line is given that same immutable tuple instead of a new one (owned references; values of at
+# most _PAIR_VALUE_MAX bytes, so that the table stays small).
+cdef PyObject* _pairs[64]
+cdef enum: _PAIR_VALUE_MAX = 96
+for _i in range(64):
+    _pairs[_i] = NULL
+
+
+cdef tuple _field_pair(Py_ssize_t index, const unsigned char* p, Py_ssize_t k, const unsigned char* v, Py_ssize_t n):
+    cdef PyObject* cached
+    cdef tuple pair
+    cdef str value
+    if index < 0:
+        return (PyUnicode_DecodeLatin1(<char*>p, k, NULL), PyUnicode_DecodeLatin1(<char*>v, n, NULL))
+    cached = _pairs[index]
+    if cached != NULL:
+        value = <str>PyTuple_GET_ITEM(<tuple>cached, 1)
+        # A decoded latin-1 str holds one byte per character: compare the bytes as received.
+        if PyUnicode_GET_LENGTH(value) == n and memcmp(PyUnicode_1BYTE_DATA(value), v, n) == 0:
+            return <tuple>cached
+    pair = (<str>_name_objs[index], PyUnicode_DecodeLatin1(<char*>v, n, NULL))
+    if n <= _PAIR_VALUE_MAX:
+        # Read the entry again: making the pair may have run a finalizer, and another thread.
+        cached = _pairs[index]
+        Py_INCREF(pair)
+        _pairs[index] = <PyObject*>pair
+        Py_XDECREF(cached)
+    return pair
+
+
+cdef inline str _field_name(Py_ssize_t index, const unsigned char* p, Py_ssize_t k):
+    return <str>_name_objs[index] if index >= 0 else PyUnicode_DecodeLatin1(<char*>p, k, NULL)
 
 
 # The classes a response is made of, looked up on first use: _response_body imports the module
@@ -504,7 +541,7 @@ cdef class ResponseParser:
     cdef int _field(self, list out, bytearray joined, const unsigned char* p, Py_ssize_t n,
                     str msg) except -1:
         """field-name ":" OWS field-value OWS (RFC 9112 §5), normalised as h11 does."""
-        cdef Py_ssize_t k = 0, vs, ve, j, ds = 0, size
+        cdef Py_ssize_t k = 0, vs, ve, j, ds = 0, size, index
         if joined is not None:
             p = <const unsigned char*>PyByteArray_AS_STRING(joined)
             n = PyByteArray_GET_SIZE(joined)
@@ -522,7 +559,8 @@ cdef class ResponseParser:
             if rt_class[p[j]] & RT_WIRE_BAD:  # h11: no NUL, CR, LF, VT, FF in a value
                 self._failed = True
                 raise ProtocolError(msg)
-        name = _field_name(p, k)
+        index = _name_index(p, k)
+        name = _field_name(index, p, k)
         if msg is _BAD_HEAD:
             # The facts build_response needs (the py twin's response_facts), found in passing.
             if k == 10 and _ci_equal(p, b"connection", 10):
@@ -567,7 +605,7 @@ cdef class ResponseParser:
             self._saw_te = True
             out.append((name, "chunked"))
             return 0
-        out.append((name, PyUnicode_DecodeLatin1(<char*>p + vs, ve - vs, NULL)))
+        out.append(_field_pair(index, p, k, p + vs, ve - vs))
         return 0
 
     cdef object _chunk_event(self):

@@ -17,7 +17,7 @@ from cpython.unicode cimport (PyUnicode_1BYTE_DATA, PyUnicode_1BYTE_KIND, PyUnic
                               PyUnicode_CheckExact, PyUnicode_DATA, PyUnicode_DecodeLatin1,
                               PyUnicode_GET_LENGTH, PyUnicode_KIND, PyUnicode_READ)
 from cpython.memoryview cimport PyMemoryView_FromMemory
-from cpython.ref cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
 from libc.stdlib cimport free, malloc
 from libc.string cimport memchr, memcmp, memcpy, memmove
 
