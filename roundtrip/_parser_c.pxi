@@ -138,6 +138,7 @@ cdef tuple _COMMON_NAMES = (
 cdef const char* _name_bytes[64]
 cdef PyObject* _name_objs[64]  # borrowed: _COMMON_NAMES keeps them
 cdef Py_ssize_t _name_start[34]
+cdef bint _name_private[64]  # values that may carry a secret (a session, a token in a URL)
 assert len(_COMMON_NAMES) <= 64 and max(map(len, _COMMON_NAMES)) <= 32
 _name_count = 0
 for _size in range(34):
@@ -146,6 +147,7 @@ for _size in range(34):
         if len(_name) == _size:
             _name_bytes[_name_count] = <const char*>PyUnicode_1BYTE_DATA(_name)
             _name_objs[_name_count] = <PyObject*>_name
+            _name_private[_name_count] = _name.lower() in ("set-cookie", "location")
             _name_count += 1
 
 
@@ -162,19 +164,24 @@ cdef Py_ssize_t _name_index(const unsigned char* p, Py_ssize_t k) noexcept:
 # The last field seen under each common name, as the (name, value) tuple a head's list holds:
 # a server sends the same Server, Content-Type or Connection line again and again, and an equal
 # line is given that same immutable tuple instead of a new one (owned references; values of at
-# most _PAIR_VALUE_MAX bytes, so that the table stays small).
+# most _PAIR_VALUE_MAX bytes, so that the table stays small). Set-Cookie and Location values are
+# never kept: a session or a token must not outlive its response here.
 cdef PyObject* _pairs[64]
 cdef enum: _PAIR_VALUE_MAX = 96
 for _i in range(64):
     _pairs[_i] = NULL
 
 
+cdef inline str _field_name(Py_ssize_t index, const unsigned char* p, Py_ssize_t k):
+    return <str>_name_objs[index] if index >= 0 else PyUnicode_DecodeLatin1(<char*>p, k, NULL)
+
+
 cdef tuple _field_pair(Py_ssize_t index, const unsigned char* p, Py_ssize_t k, const unsigned char* v, Py_ssize_t n):
     cdef PyObject* cached
     cdef tuple pair
     cdef str value
-    if index < 0:
-        return (PyUnicode_DecodeLatin1(<char*>p, k, NULL), PyUnicode_DecodeLatin1(<char*>v, n, NULL))
+    if index < 0 or _name_private[index]:
+        return (_field_name(index, p, k), PyUnicode_DecodeLatin1(<char*>v, n, NULL))
     cached = _pairs[index]
     if cached != NULL:
         value = <str>PyTuple_GET_ITEM(<tuple>cached, 1)
@@ -189,10 +196,6 @@ cdef tuple _field_pair(Py_ssize_t index, const unsigned char* p, Py_ssize_t k, c
         _pairs[index] = <PyObject*>pair
         Py_XDECREF(cached)
     return pair
-
-
-cdef inline str _field_name(Py_ssize_t index, const unsigned char* p, Py_ssize_t k):
-    return <str>_name_objs[index] if index >= 0 else PyUnicode_DecodeLatin1(<char*>p, k, NULL)
 
 
 # The classes a response is made of, looked up on first use: _response_body imports the module

@@ -274,3 +274,14 @@ def test_a_body_already_received_is_read_without_a_copy(impl):
     assert body == b"x" * size
     # The body's one bytes object, taken from the parser, is what read() returns: no second copy.
     assert size <= peak < size + size // 4
+
+
+@pytest.mark.parametrize("name", [b"Set-Cookie", b"set-cookie", b"Location"])
+def test_session_and_location_values_do_not_outlive_their_response(impl, name):
+    import sys
+
+    parser, head = final_head(impl, [H + b"200 OK\r\n" + name + b": sid=s3cr3t\r\nContent-Length: 0\r\n\r\n"], "GET")
+    value = head.headers[0][1]
+    assert value == "sid=s3cr3t"
+    del parser, head
+    assert sys.getrefcount(value) == 2  # this name and getrefcount's argument: nothing keeps it
