@@ -147,7 +147,7 @@ for _size in range(34):
         if len(_name) == _size:
             _name_bytes[_name_count] = <const char*>PyUnicode_1BYTE_DATA(_name)
             _name_objs[_name_count] = <PyObject*>_name
-            _name_private[_name_count] = _name.lower() in ("set-cookie", "location")
+            _name_private[_name_count] = _name.lower() in ("set-cookie", "location", "content-security-policy")
             _name_count += 1
 
 
@@ -164,8 +164,8 @@ cdef Py_ssize_t _name_index(const unsigned char* p, Py_ssize_t k) noexcept:
 # The last field seen under each common name, as the (name, value) tuple a head's list holds:
 # a server sends the same Server, Content-Type or Connection line again and again, and an equal
 # line is given that same immutable tuple instead of a new one (owned references; values of at
-# most _PAIR_VALUE_MAX bytes, so that the table stays small). Set-Cookie and Location values are
-# never kept: a session or a token must not outlive its response here.
+# most _PAIR_VALUE_MAX bytes, so that the table stays small). Set-Cookie, Location and CSP values are
+# never kept: a session, a token or a nonce must not outlive its response here.
 cdef PyObject* _pairs[64]
 cdef enum: _PAIR_VALUE_MAX = 96
 for _i in range(64):

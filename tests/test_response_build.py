@@ -276,7 +276,7 @@ def test_a_body_already_received_is_read_without_a_copy(impl):
     assert size <= peak < size + size // 4
 
 
-@pytest.mark.parametrize("name", [b"Set-Cookie", b"set-cookie", b"Location"])
+@pytest.mark.parametrize("name", [b"Set-Cookie", b"set-cookie", b"Location", b"Content-Security-Policy"])
 def test_session_and_location_values_do_not_outlive_their_response(impl, name):
     import sys
 
