@@ -226,7 +226,7 @@ def exchange(conn: Connection, prepared: PreparedRequest, finish: Callable[[Conn
         head = _write_request(conn, prepared, parser)
         if head is None:
             head = _await_final_head(conn, prepared, parser)
-        return _response(conn, prepared, parser, head, finish)
+        return parser.build_response(conn, prepared, head, finish)
     except AttemptFailed:
         raise
     except Error as exc:
@@ -442,5 +442,5 @@ def _await_final_head(conn: Connection, prepared: PreparedRequest, parser: Parse
 
 
 def _response(conn: Connection, prepared: PreparedRequest, parser: Parser, head: ResponseHead, finish: Callable[[Connection, bool], None]) -> Response:
-    # The I/O-free step both twins' parsers provide (the asyncio transport calls it too).
+    """The I/O-free step both twins' parsers provide (``exchange`` calls it directly)."""
     return parser.build_response(conn, prepared, head, finish)
