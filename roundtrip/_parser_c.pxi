@@ -164,8 +164,9 @@ cdef Py_ssize_t _name_index(const unsigned char* p, Py_ssize_t k) noexcept:
 # The last field seen under each common name, as the (name, value) tuple a head's list holds:
 # a server sends the same Server, Content-Type or Connection line again and again, and an equal
 # line is given that same immutable tuple instead of a new one (owned references; values of at
-# most _PAIR_VALUE_MAX bytes, so that the table stays small). Set-Cookie, Location and CSP values are
-# never kept: a session, a token or a nonce must not outlive its response here.
+# most _PAIR_VALUE_MAX bytes, so that the table stays small). Set-Cookie, Location and
+# Content-Security-Policy values are never kept: a session, a token or a nonce must not outlive
+# its response here.
 cdef PyObject* _pairs[64]
 cdef enum: _PAIR_VALUE_MAX = 96
 for _i in range(64):
@@ -570,8 +571,10 @@ cdef class ResponseParser:
                 self._saw_close = self._saw_close or _has_token(p + vs, ve - vs, b"close", 5)
                 self._saw_keep_alive = self._saw_keep_alive or _has_token(p + vs, ve - vs, b"keep-alive", 10)
             elif k == 16 and not self._saw_encoding and _ci_equal(p, b"content-encoding", 16):
-                self._saw_encoding = True  # Go: EqualFold(Header.Get(...), "gzip")
-                self._gzipped = _has_token(p + vs, ve - vs, b"gzip", 4) and memchr(p + vs, b',', ve - vs) == NULL
+                self._saw_encoding = True
+                # Go: EqualFold(Header.Get(...), "gzip"): the whole value, not one of a list.
+                self._gzipped = (memchr(p + vs, b',', ve - vs) == NULL
+                                 and _has_token(p + vs, ve - vs, b"gzip", 4))
         if k == 14 and _ci_equal(p, b"content-length", 14):
             # RFC 9110 §8.6: "5, 5" is one length. h11 wants every comma-separated part to be
             # the same 1-20 digits and every Content-Length field the same; it keeps one field.
