@@ -14,11 +14,8 @@ import enum
 import time
 from typing import TYPE_CHECKING, Callable, Final, Literal, Optional, Union, overload
 
-from ._response_body import ChunkedBody, EmptyBody, FixedLengthBody, GzipBody, UntilCloseBody
 from ._errors import Cancelled, DeadlineExceeded, Error, ProtocolError, ResponseHeaderTimeout, ServerDisconnected, Timeout
-from ._events import CHUNKED, UNTIL_CLOSE
-from ._headers import Headers
-from ._models import Response
+from ._headers import Headers, response_facts
 from ._retry import retry_reason
 from ._streams import Stream
 
@@ -27,6 +24,7 @@ if TYPE_CHECKING:
 
     from ._context import Context
     from ._events import Parser, ResponseHead
+    from ._models import Response
     from ._prepare import PreparedRequest
     from ._request_body import BytesLike
     from ._route import PoolKey
@@ -207,27 +205,6 @@ def _failure_reason(conn: Connection) -> Optional[str]:
     return retry_reason(conn.bytes_written, conn.write_failed, conn.got_response_byte)
 
 
-def response_facts(http_version: str, fields: list[tuple[str, str]]) -> tuple[bool, bool, bool]:
-    """``(keeps_alive, gzipped, has_length)`` in one pass over the fields (Go's ``shouldClose``,
-    its gzip check, and whether a Content-Length field is there).
-
-    RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive".
-    """
-    close = keep_alive = has_length = False
-    encoding = None
-    for field, value in fields:
-        size = len(field)  # cheaper than lowering every name
-        if size == 10 and field.lower() == "connection":
-            tokens = [token.strip().lower() for token in value.split(",")]
-            close = close or "close" in tokens
-            keep_alive = keep_alive or "keep-alive" in tokens
-        elif size == 16 and encoding is None and field.lower() == "content-encoding":
-            encoding = value.strip().lower()  # Go: EqualFold(Header.Get(...), "gzip")
-        elif size == 14 and field.lower() == "content-length":
-            has_length = True
-    return not close and (http_version == "HTTP/1.1" or keep_alive), encoding == "gzip", has_length
-
-
 def exchange(conn: Connection, prepared: PreparedRequest, finish: Callable[[Connection, bool], None]) -> Response:
     """Write ``prepared`` on ``conn`` and read the response head.
 
@@ -251,7 +228,7 @@ def exchange(conn: Connection, prepared: PreparedRequest, finish: Callable[[Conn
         head = _write_request(conn, prepared, parser)
         if head is None:
             head = _await_final_head(conn, prepared, parser)
-        return _response(conn, prepared, parser, head, finish)
+        return parser.build_response(conn, prepared, head, finish)
     except AttemptFailed:
         raise
     except Error as exc:
@@ -348,7 +325,7 @@ def exchange_fast(conn: Connection, prepared: PreparedRequest, finish: Callable[
             if head is not None and trace is not None:
                 _informational(conn, head, False)
             head = _await_final_head(conn, prepared, parser)
-        return _response(conn, prepared, parser, head, finish)
+        return parser.build_response(conn, prepared, head, finish)
     except AttemptFailed:
         raise
     except Error as exc:
@@ -495,7 +472,7 @@ def _write_request(conn: Connection, prepared: PreparedRequest, parser: Parser) 
                 prepared.close_after = True  # the body never went: the connection is out of step
                 return answer
         elif answer is not None:
-            keeps_alive = response_facts(answer.http_version, answer.headers)[0]
+            keeps_alive = parser.head_facts()[0]
             if not keeps_alive or prepared.wants_close:
                 # A final answer on a connection that will close: the body is never sent
                 # (Go's readResponse closes continueCh).
@@ -586,64 +563,3 @@ def _await_final_head(conn: Connection, prepared: PreparedRequest, parser: Parse
             conn.clear_timeout()
     return head
 
-
-def _response(conn: Connection, prepared: PreparedRequest, parser: Parser, head: ResponseHead, finish: Callable[[Connection, bool], None]) -> Response:
-    fields = head.headers
-    keeps_alive, gzipped, has_length = response_facts(head.http_version, fields)
-    reusable = not prepared.close_after and head.status_code != 101 and keeps_alive
-    length = head.body_length
-    response = Response.__new__(Response)
-    response.status_code = head.status_code
-    response.reason = head.reason
-    response.http_version = head.http_version
-    response.request = prepared.request
-    response.uncompressed = False
-    response.trailers = Headers()
-    response.closed = False
-
-    def done(reusable: bool) -> None:
-        finish(conn, reusable)
-
-    if length == CHUNKED:
-        if has_length:
-            # RFC 9112 §6.3: chunked framing overrides Content-Length, which then says
-            # nothing true about the body (Go's fixLength deletes it); a caller forwarding
-            # the headers must not forward it.
-            fields = [field for field in fields if field[0].lower() != "content-length"]
-        body: Union[ChunkedBody, UntilCloseBody, EmptyBody, FixedLengthBody, GzipBody] = ChunkedBody(conn, done, parser, response.trailers, reusable)
-        response.content_length = None
-    else:
-        buffered = parser.take_unparsed()
-        if length == UNTIL_CLOSE:
-            body = UntilCloseBody(conn, done, buffered)
-            response.content_length = None
-        elif length == 0:
-            body = EmptyBody(conn, done)
-            response.content_length = 0
-            if prepared.method == "HEAD":
-                response.content_length = _declared_length(fields)
-            body._end(reusable and not buffered)
-        else:
-            body = FixedLengthBody(conn, done, length, buffered, reusable)
-            response.content_length = length
-    response.headers = Headers._from_list(fields)
-    if gzipped and prepared.gzip_requested and length != 0:
-        # Go's transparent gzip: the caller sees the decoded body and no encoding headers.
-        body = GzipBody(body)
-        for name in ("Content-Encoding", "Content-Length"):
-            if name in response.headers:
-                del response.headers[name]
-        response.content_length = None
-        response.uncompressed = True
-    response._body = body
-    return response
-
-
-def _declared_length(fields: list[tuple[str, str]]) -> Optional[int]:
-    for field, value in fields:
-        if field.lower() == "content-length":
-            try:
-                return int(value.split(",")[0].strip())
-            except ValueError:
-                return None
-    return None

@@ -10,7 +10,11 @@
 
 from __future__ import annotations
 
-from typing import Hashable, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from ._models import Response
+    from ._prepare import PreparedRequest
 
 __all__ = ("ResponseHead", "EndOfBody", "CHUNKED", "UNTIL_CLOSE", "Parser", "IdleConn", "IdleTable")
 
@@ -93,6 +97,10 @@ class Parser(Protocol):
     def take_unparsed(self) -> bytes: ...
 
     def next_event(self) -> ResponseHead | bytes | EndOfBody | None: ...
+
+    def head_facts(self) -> tuple[bool, bool, bool]: ...
+
+    def build_response(self, conn: Any, prepared: PreparedRequest, head: ResponseHead, finish: Callable[[Any, bool], None]) -> Response: ...
 
 
 class IdleConn(Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator, Mapping, Tuple, TypeVar, Union, overload
 
-__all__ = ("Headers", "HeadersLike")
+__all__ = ("Headers", "HeadersLike", "response_facts")
 
 _T = TypeVar("_T")
 
@@ -166,3 +166,25 @@ class Headers:
 
 
 _MISSING = object()
+
+
+def response_facts(http_version: str, fields: list[tuple[str, str]]) -> tuple[bool, bool, bool]:
+    """``(keeps_alive, gzipped, has_length)`` of a response head, in one pass over its fields
+    (Go's ``shouldClose``, its gzip check, and whether a Content-Length field is there). The
+    compiled parser works these out while it parses (``head_facts()``); this is the rule.
+
+    RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive".
+    """
+    close = keep_alive = has_length = False
+    encoding = None
+    for field, value in fields:
+        size = len(field)  # cheaper than lowering every name
+        if size == 10 and field.lower() == "connection":
+            tokens = [token.strip().lower() for token in value.split(",")]
+            close = close or "close" in tokens
+            keep_alive = keep_alive or "keep-alive" in tokens
+        elif size == 16 and encoding is None and field.lower() == "content-encoding":
+            encoding = value.strip().lower()  # Go: EqualFold(Header.Get(...), "gzip")
+        elif size == 14 and field.lower() == "content-length":
+            has_length = True
+    return not close and (http_version == "HTTP/1.1" or keep_alive), encoding == "gzip", has_length

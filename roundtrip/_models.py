@@ -164,7 +164,7 @@ class Response:
         "request",
         "content_length",
         "uncompressed",
-        "trailers",
+        "_trailers",
         "closed",
         "_body",
         "__weakref__",
@@ -191,7 +191,7 @@ class Response:
         self.headers = headers if type(headers) is Headers else Headers(headers)
         self.request = request
         self.uncompressed = False
-        self.trailers = Headers()
+        self._trailers: Optional[Headers] = None
         self.closed = False
         if body is None:
             body = b""
@@ -202,6 +202,19 @@ class Response:
         else:
             self.content_length = None
             self._body = _StreamBody(body)
+
+    @property
+    def trailers(self) -> Headers:
+        """Trailer fields of a chunked body, filled in when its end is read (empty until then)."""
+        # Made on first use: most responses never have (or are asked for) trailers.
+        trailers = self._trailers
+        if trailers is None:
+            trailers = self._trailers = Headers()
+        return trailers
+
+    @trailers.setter
+    def trailers(self, value: Headers) -> None:
+        self._trailers = value
 
     def read(self, amt: Optional[int] = None) -> bytes:
         """All the remaining body, or at most ``amt`` bytes; ``b""`` at the end.

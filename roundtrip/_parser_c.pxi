@@ -14,6 +14,58 @@ cdef inline bint _ci_equal(const unsigned char* p, const char* lower, Py_ssize_t
     return True
 
 
+cdef inline bint _py_space(unsigned char c) noexcept:
+    # What str.strip() removes from a latin-1 value that got past RT_WIRE_BAD (the py twin's
+    # response_facts strips with it): HTAB, SP, FS..US, NEL and NBSP.
+    return c == 9 or c == 32 or 0x1c <= c <= 0x1f or c == 0x85 or c == 0xa0
+
+
+cdef bint _has_token(const unsigned char* p, Py_ssize_t n, const char* lower, Py_ssize_t size) noexcept:
+    """Whether the comma-separated list p[:n] holds ``lower`` (stripped, any case)."""
+    cdef Py_ssize_t i = 0, a, b
+    while i <= n:
+        a = i
+        while i < n and p[i] != b',':
+            i += 1
+        b = i
+        while a < b and _py_space(p[a]):
+            a += 1
+        while b > a and _py_space(p[b - 1]):
+            b -= 1
+        if b - a == size and _ci_equal(p + a, lower, size):
+            return True
+        i += 1
+    return False
+
+
+cdef Py_ssize_t _content_length(const unsigned char* p, Py_ssize_t n, Py_ssize_t* start) noexcept:
+    """The digits of a Content-Length value: every comma-separated part, stripped of SP and
+    HTAB, the same 1-20 digits (RFC 9110 §8.6, as h11 reads it). Their length, with their
+    offset in ``start``; -1 if the value is not that."""
+    cdef Py_ssize_t i = 0, a, b, first = -1, size = 0, j
+    while i <= n:
+        a = i
+        while i < n and p[i] != b',':
+            i += 1
+        b = i
+        while a < b and (p[a] == b' ' or p[a] == b'\t'):
+            a += 1
+        while b > a and (p[b - 1] == b' ' or p[b - 1] == b'\t'):
+            b -= 1
+        if first < 0:
+            first, size = a, b - a
+        elif b - a != size or memcmp(p + a, p + first, size) != 0:
+            return -1
+        i += 1
+    if size == 0 or size > 20:
+        return -1
+    for j in range(first, first + size):
+        if not _digit(p[j]):
+            return -1
+    start[0] = first
+    return size
+
+
 cdef inline bint _digit(unsigned char c) noexcept:
     return b'0' <= c <= b'9'
 
@@ -65,6 +117,102 @@ cdef int _chunk_size(const unsigned char* b, Py_ssize_t n, unsigned long long* s
     return 0
 
 
+_NO_FACTS = (False, False, False)
+
+# Field names most servers send, spelled as they send them: a name found here is shared rather
+# than decoded again for every response (str objects are immutable; equal either way).
+cdef tuple _COMMON_NAMES = (
+    "Date", "Server", "Connection", "Content-Type", "Content-Length", "Last-Modified", "ETag",
+    "Accept-Ranges", "Transfer-Encoding", "Content-Encoding", "Cache-Control", "Vary",
+    "Expires", "Keep-Alive", "Location", "Set-Cookie", "Age", "Via", "Etag", "Pragma",
+    "Strict-Transport-Security", "X-Content-Type-Options", "X-Frame-Options",
+    "Access-Control-Allow-Origin", "Content-Security-Policy", "Alt-Svc",
+    "date", "server", "connection", "content-type", "content-length", "last-modified", "etag",
+    "accept-ranges", "transfer-encoding", "content-encoding", "cache-control", "vary",
+    "expires", "keep-alive", "location", "set-cookie", "age", "via",
+)
+
+
+# The same names as C data, by length (the names of length k are entries _name_start[k] to
+# _name_start[k + 1] - 1), so that a field's name is compared with two or three at most.
+cdef const char* _name_bytes[64]
+cdef PyObject* _name_objs[64]  # borrowed: _COMMON_NAMES keeps them
+cdef Py_ssize_t _name_start[34]
+cdef bint _name_private[64]  # values that may carry a secret (a session, a token in a URL)
+assert len(_COMMON_NAMES) <= 64 and max(map(len, _COMMON_NAMES)) <= 32
+_name_count = 0
+for _size in range(34):
+    _name_start[_size] = _name_count
+    for _name in _COMMON_NAMES:
+        if len(_name) == _size:
+            _name_bytes[_name_count] = <const char*>PyUnicode_1BYTE_DATA(_name)
+            _name_objs[_name_count] = <PyObject*>_name
+            _name_private[_name_count] = _name.lower() in ("set-cookie", "location", "content-security-policy")
+            _name_count += 1
+
+
+cdef Py_ssize_t _name_index(const unsigned char* p, Py_ssize_t k) noexcept:
+    """Where the name p[:k] is in the table, or -1."""
+    cdef Py_ssize_t i
+    if k <= 32:
+        for i in range(_name_start[k], _name_start[k + 1]):
+            if <unsigned char>_name_bytes[i][0] == p[0] and memcmp(_name_bytes[i], p, k) == 0:
+                return i
+    return -1
+
+
+# The last field seen under each common name, as the (name, value) tuple a head's list holds:
+# a server sends the same Server, Content-Type or Connection line again and again, and an equal
+# line is given that same immutable tuple instead of a new one (owned references; values of at
+# most _PAIR_VALUE_MAX bytes, so that the table stays small). Set-Cookie, Location and
+# Content-Security-Policy values are never kept: a session, a token or a nonce must not outlive
+# its response here.
+cdef PyObject* _pairs[64]
+cdef enum: _PAIR_VALUE_MAX = 96
+for _i in range(64):
+    _pairs[_i] = NULL
+
+
+cdef inline str _field_name(Py_ssize_t index, const unsigned char* p, Py_ssize_t k):
+    return <str>_name_objs[index] if index >= 0 else PyUnicode_DecodeLatin1(<char*>p, k, NULL)
+
+
+cdef tuple _field_pair(Py_ssize_t index, const unsigned char* p, Py_ssize_t k, const unsigned char* v, Py_ssize_t n):
+    cdef PyObject* cached
+    cdef tuple pair
+    cdef str value
+    if index < 0 or _name_private[index]:
+        return (_field_name(index, p, k), PyUnicode_DecodeLatin1(<char*>v, n, NULL))
+    cached = _pairs[index]
+    if cached != NULL:
+        value = <str>PyTuple_GET_ITEM(<tuple>cached, 1)
+        # A decoded latin-1 str holds one byte per character: compare the bytes as received.
+        if PyUnicode_GET_LENGTH(value) == n and memcmp(PyUnicode_1BYTE_DATA(value), v, n) == 0:
+            return <tuple>cached
+    pair = (<str>_name_objs[index], PyUnicode_DecodeLatin1(<char*>v, n, NULL))
+    if n <= _PAIR_VALUE_MAX:
+        # Read the entry again: making the pair may have run a finalizer, and another thread.
+        cached = _pairs[index]
+        Py_INCREF(pair)
+        _pairs[index] = <PyObject*>pair
+        Py_XDECREF(cached)
+    return pair
+
+
+# The classes a response is made of, looked up on first use: _response_body imports the module
+# that chooses this one.
+cdef object _Response = None, _Headers = None, _bodies = None
+
+
+cdef int _load_response_types() except -1:
+    global _Response, _Headers, _bodies
+    from . import _response_body
+    from ._headers import Headers
+    from ._models import Response
+    _Response, _Headers, _bodies = Response, Headers, _response_body
+    return 0
+
+
 cdef class ResponseParser:
     """Sans-I/O parser of the response to one request: bytes in, events out.
 
@@ -87,6 +235,11 @@ cdef class ResponseParser:
     cdef object _cl  # per field section: the Content-Length value seen, or None
     cdef bint _saw_te
     cdef object _invalid  # the first Content-Length / Transfer-Encoding fault of a head, or None
+    cdef long long _cl_int  # _cl as a number when it has at most 18 digits, else -1
+    # The facts of the head being parsed (py twin: response_facts), and of the last one returned.
+    cdef bint _saw_close, _saw_keep_alive, _saw_encoding, _gzipped, _has_length
+    cdef object _facts
+    cdef object _head  # the last head returned
 
     def __cinit__(self):
         self._buf = NULL
@@ -95,13 +248,20 @@ cdef class ResponseParser:
         free(self._buf)
 
     def __init__(self, method, max_head_bytes=1 << 20):
+        cdef long long budget
         # h11 refuses to frame a request whose method is not a token; we refuse it up front.
-        validate_method(method)
-        self._is_head = method == "HEAD"
-        self._is_connect = method == "CONNECT"
-        self._budget = max(-(1 << 62), min(max_head_bytes, 1 << 62))
+        if not (PyUnicode_CheckExact(method) and _token(<str>method)):
+            validate_method(method)  # raises as the py twin does
+        self._is_head = <str>method == "HEAD"
+        self._is_connect = <str>method == "CONNECT"
+        if PyLong_CheckExact(max_head_bytes) and -(1 << 62) <= max_head_bytes <= 1 << 62:
+            budget = max_head_bytes  # the usual case, clamped below without Python calls
+            self._budget = budget
+        else:
+            self._budget = max(-(1 << 62), min(max_head_bytes, 1 << 62))
         self._limit = self._budget  # also bounds a chunk-size line or a trailer section
         self._in_head = True
+        self._facts = _NO_FACTS
 
     def feed(self, data):
         """Append received bytes."""
@@ -123,6 +283,11 @@ cdef class ResponseParser:
     def feed_eof(self):
         """Note that the server closed the connection."""
         self._eof = True
+
+    def head_facts(self):
+        """``(keeps_alive, gzipped, has_length)`` of the last head returned, worked out while
+        it was parsed; all False before the first."""
+        return self._facts
 
     def take_unparsed(self):
         """Remove and return the bytes received but not parsed."""
@@ -153,6 +318,64 @@ cdef class ResponseParser:
                 self._failed = True
                 raise ProtocolError(_LINE_TOO_LONG)
         return event
+
+    def build_response(self, conn, prepared, head, finish):
+        """The ``Response`` to ``prepared`` from ``head``, the final head this parser returned
+        last, with the body reader its framing calls for (``_speedups_py`` is the spec)."""
+        if head is not self._head or self._in_head:
+            raise ValueError("head is not the final head this parser returned last")
+        if _Response is None:
+            _load_response_types()
+        h = head
+        keeps_alive, gzipped, has_length = self._facts
+        status = h.status_code
+        reusable = not prepared.close_after and status != 101 and keeps_alive
+        length = h.body_length
+        fields = h.headers
+        response = _Response.__new__(_Response)
+        response.status_code = status
+        response.reason = h.reason
+        response.http_version = h.http_version
+        response.request = prepared.request
+        response.uncompressed = False
+        response.closed = False
+        if length == CHUNKED:
+            if has_length:
+                # RFC 9112 §6.3: chunked framing overrides Content-Length (Go's fixLength).
+                fields = [field for field in fields if field[0].lower() != "content-length"]
+            trailers = response._trailers = _Headers()
+            body = _bodies.ChunkedBody(conn, finish, self, trailers, reusable)
+            response.content_length = None
+        else:
+            response._trailers = None
+            buffered = self.take_unparsed()
+            if length == UNTIL_CLOSE:
+                body = _bodies.UntilCloseBody(conn, finish, buffered)
+                response.content_length = None
+            elif length == 0:
+                body = _bodies.EmptyBody(conn, finish)
+                response.content_length = 0
+                if self._is_head:
+                    # A HEAD response's Content-Length: the size a GET would have had.
+                    response.content_length = (
+                        None if self._cl is None else self._cl_int if self._cl_int >= 0 else int(self._cl))
+                body._end(reusable and not buffered)
+            else:
+                body = _bodies.FixedLengthBody(conn, finish, length, buffered, reusable)
+                response.content_length = length
+        headers = _Headers.__new__(_Headers)  # Headers._from_list, without its Python frame
+        headers._items = fields
+        response.headers = headers
+        if gzipped and prepared.gzip_requested and length != 0:
+            # Go's transparent gzip: the caller sees the decoded body and no encoding headers.
+            body = _bodies.GzipBody(body)
+            for name in ("Content-Encoding", "Content-Length"):
+                if name in headers:
+                    del headers[name]
+            response.content_length = None
+            response.uncompressed = True
+        response._body = body
+        return response
 
     cdef int _append(self, const char* p, Py_ssize_t n) except -1:
         cdef Py_ssize_t live = self._end - self._start, cap
@@ -239,6 +462,8 @@ cdef class ResponseParser:
             raise ProtocolError(_BAD_HEAD)
         status = (b[9] - 48) * 100 + (b[10] - 48) * 10 + (b[11] - 48)
         self._cl, self._saw_te, self._invalid = None, False, None  # nothing carries over from a 1xx head
+        self._saw_close = self._saw_keep_alive = self._saw_encoding = False
+        self._gzipped = self._has_length = False
         fields = self._fields(b, eol + 1, stop, _BAD_HEAD) if eol < stop else []
         if status < 100:  # h11 checks the status (100-999) after the fields
             self._failed = True
@@ -262,13 +487,21 @@ cdef class ResponseParser:
             elif self._saw_te:
                 body_length = CHUNKED
             elif self._cl is not None:
-                body_length = int(self._cl)
+                body_length = self._cl_int if self._cl_int >= 0 else int(self._cl)
             else:
                 body_length = UNTIL_CLOSE
             self._in_head = False
             self._chunked = body_length == CHUNKED
             self._done = not self._chunked
-        return ResponseHead(status, reason, version, fields, body_length, end)
+        # RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive".
+        self._facts = (
+            not self._saw_close and (memcmp(b, b"HTTP/1.1", 8) == 0 or self._saw_keep_alive),
+            self._gzipped,
+            self._has_length,
+        )
+        head = ResponseHead(status, reason, version, fields, body_length, end)
+        self._head = head
+        return head
 
     cdef list _fields(self, const unsigned char* b, Py_ssize_t pos, Py_ssize_t stop, str msg):
         """The field lines in b[pos:stop], separated by LF, each maybe ending in CR."""
@@ -312,7 +545,7 @@ cdef class ResponseParser:
     cdef int _field(self, list out, bytearray joined, const unsigned char* p, Py_ssize_t n,
                     str msg) except -1:
         """field-name ":" OWS field-value OWS (RFC 9112 §5), normalised as h11 does."""
-        cdef Py_ssize_t k = 0, vs, ve, j
+        cdef Py_ssize_t k = 0, vs, ve, j, ds = 0, size, index
         if joined is not None:
             p = <const unsigned char*>PyByteArray_AS_STRING(joined)
             n = PyByteArray_GET_SIZE(joined)
@@ -330,17 +563,32 @@ cdef class ResponseParser:
             if rt_class[p[j]] & RT_WIRE_BAD:  # h11: no NUL, CR, LF, VT, FF in a value
                 self._failed = True
                 raise ProtocolError(msg)
-        name = PyUnicode_DecodeLatin1(<char*>p, k, NULL)
+        index = _name_index(p, k)
+        name = _field_name(index, p, k)
+        if msg is _BAD_HEAD:
+            # The facts build_response needs (the py twin's response_facts), found in passing.
+            if k == 10 and _ci_equal(p, b"connection", 10):
+                self._saw_close = self._saw_close or _has_token(p + vs, ve - vs, b"close", 5)
+                self._saw_keep_alive = self._saw_keep_alive or _has_token(p + vs, ve - vs, b"keep-alive", 10)
+            elif k == 16 and not self._saw_encoding and _ci_equal(p, b"content-encoding", 16):
+                self._saw_encoding = True
+                # Go: EqualFold(Header.Get(...), "gzip"): the whole value, not one of a list.
+                self._gzipped = (memchr(p + vs, b',', ve - vs) == NULL
+                                 and _has_token(p + vs, ve - vs, b"gzip", 4))
         if k == 14 and _ci_equal(p, b"content-length", 14):
             # RFC 9110 §8.6: "5, 5" is one length. h11 wants every comma-separated part to be
             # the same 1-20 digits and every Content-Length field the same; it keeps one field.
-            # (bytes.strip() would also strip VT and FF, which a value cannot hold.)
-            parts = {part.strip(b" \t") for part in (<bytes>p[vs:ve]).split(b",")}
-            digits = parts.pop() if len(parts) == 1 else b""
-            if 0 < len(digits) <= 20 and digits.isdigit():
-                value = digits.decode("ascii")
+            size = _content_length(p + vs, ve - vs, &ds)
+            if size > 0:
+                value = PyUnicode_DecodeLatin1(<char*>p + vs + ds, size, NULL)
                 if self._cl is None:
                     self._cl = value
+                    self._cl_int = -1
+                    if size <= 18:
+                        self._cl_int = 0
+                        for j in range(vs + ds, vs + ds + size):
+                            self._cl_int = self._cl_int * 10 + (p[j] - 48)
+                    self._has_length = True
                     out.append((name, value))
                     return 0
                 if self._cl == value:
@@ -363,7 +611,7 @@ cdef class ResponseParser:
             self._saw_te = True
             out.append((name, "chunked"))
             return 0
-        out.append((name, PyUnicode_DecodeLatin1(<char*>p + vs, ve - vs, NULL)))
+        out.append(_field_pair(index, p, k, p + vs, ve - vs))
         return 0
 
     cdef object _chunk_event(self):

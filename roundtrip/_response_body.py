@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ._events import Parser
     from ._headers import Headers
 
-__all__ = ("FixedLengthBody", "ChunkedBody", "UntilCloseBody", "EmptyBody", "GzipBody")
+__all__ = ("Finish", "FixedLengthBody", "ChunkedBody", "UntilCloseBody", "EmptyBody", "GzipBody")
 
 
 class _Orphans(Protocol):
@@ -38,13 +38,17 @@ class Connection(Protocol):
     def close(self) -> None: ...
 
 
+# Called once per body as finish(conn, reusable): no closure per response.
+Finish = Callable[[Any, bool], None]
+
+
 class _WireBody:
-    """A response body read from a connection; ``finish(reusable)`` is called exactly once,
+    """A response body read from a connection; ``finish(conn, reusable)`` is called exactly once,
     when the body ends (before the read that reached the end returns) or when it is abandoned."""
 
     __slots__ = ("_conn", "_finish", "_done", "conn_reused", "bytes_written")
 
-    def __init__(self, conn: Connection, finish: Callable[[bool], None]) -> None:
+    def __init__(self, conn: Connection, finish: Finish) -> None:
         self._conn = conn
         self._finish = finish
         self._done = False
@@ -55,7 +59,7 @@ class _WireBody:
     def _end(self, reusable: bool) -> None:
         if not self._done:
             self._done = True
-            self._finish(reusable)
+            self._finish(self._conn, reusable)
 
     def _recv(self, view: memoryview) -> int:
         try:
@@ -69,7 +73,8 @@ class _WireBody:
 
     def close(self) -> None:
         # Closing before the end closes the connection: it is not drained.
-        self._end(False)
+        if not self._done:  # checked here too: closing a finished body is the usual case
+            self._end(False)
 
     def __del__(self) -> None:
         # The response was dropped before its end without close(). Close the socket here, and
@@ -97,8 +102,13 @@ class FixedLengthBody(_WireBody):
 
     __slots__ = ("_remaining", "_buffered", "_reusable")
 
-    def __init__(self, conn: Connection, finish: Callable[[bool], None], length: int, buffered: bytes, reusable: bool) -> None:
-        super().__init__(conn, finish)
+    def __init__(self, conn: Connection, finish: Finish, length: int, buffered: bytes, reusable: bool) -> None:
+        # _WireBody.__init__ written out: one call less for the most common body.
+        self._conn = conn
+        self._finish = finish
+        self._done = False
+        self.conn_reused = conn.reused
+        self.bytes_written = conn.bytes_written
         self._remaining = length
         self._reusable = reusable
         if len(buffered) > length:
@@ -116,7 +126,9 @@ class FixedLengthBody(_WireBody):
             data = buffered if len(buffered) == remaining else self._read_exactly(remaining)
             self._buffered = b""
             self._remaining = 0
-            self._end(self._reusable)
+            if not self._done:  # _end, written out for the read of a whole small body
+                self._done = True
+                self._finish(self._conn, self._reusable)
             return data
         if buffered:
             data = buffered[:amt]
@@ -159,7 +171,7 @@ class UntilCloseBody(_WireBody):
 
     __slots__ = ("_buffered",)
 
-    def __init__(self, conn: Connection, finish: Callable[[bool], None], buffered: bytes) -> None:
+    def __init__(self, conn: Connection, finish: Finish, buffered: bytes) -> None:
         super().__init__(conn, finish)
         self._buffered = buffered
 
@@ -196,7 +208,7 @@ class ChunkedBody(_WireBody):
 
     __slots__ = ("_parser", "_trailers", "_pending", "_reusable")
 
-    def __init__(self, conn: Connection, finish: Callable[[bool], None], parser: Parser, trailers: Headers, reusable: bool) -> None:
+    def __init__(self, conn: Connection, finish: Finish, parser: Parser, trailers: Headers, reusable: bool) -> None:
         super().__init__(conn, finish)
         self._parser = parser
         self._trailers = trailers

@@ -17,13 +17,18 @@ from typing import TYPE_CHECKING, Generic, Hashable, Iterable, TypeVar, Union
 import h11
 
 from . import _messages
+from . import _response_body as _bodies  # a module: _response_body imports this one's chooser
 from ._errors import HeaderTooLarge, IncompleteBody, ProtocolError
 from ._events import CHUNKED, UNTIL_CLOSE, EndOfBody, ResponseHead
+from ._headers import Headers, response_facts
+from ._models import Response
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
     from ._events import IdleConn
+    from ._prepare import PreparedRequest
+    from ._response_body import Connection, Finish
 
 __all__ = (
     "is_token",
@@ -265,6 +270,8 @@ class ResponseParser:
         self._at_size_line = False  # h11 reads a chunk-size line next
         self._crlf_owed = 0  # bytes of the CRLF after chunk data that h11 has yet to take
         self._unparsed_taken = False
+        self._facts = (False, False, False)
+        self._head: ResponseHead | None = None  # the last head returned
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received bytes."""
@@ -278,6 +285,11 @@ class ResponseParser:
     def feed_eof(self) -> None:
         """Note that the server closed the connection."""
         self._eof = True
+
+    def head_facts(self) -> tuple[bool, bool, bool]:
+        """``(keeps_alive, gzipped, has_length)`` of the last head returned (``response_facts``);
+        all False before the first."""
+        return self._facts
 
     def take_unparsed(self) -> bytes:
         """Remove and return the bytes received but not parsed."""
@@ -314,6 +326,63 @@ class ResponseParser:
         if isinstance(event, h11.Data) and event.chunk_end:
             self._at_size_line, self._crlf_owed = True, 2
         return self._body_event(event)
+
+    def build_response(self, conn: Connection, prepared: PreparedRequest, head: ResponseHead, finish: Finish) -> Response:
+        """The ``Response`` to ``prepared`` from ``head``, the final head this parser returned last,
+        with the body reader its framing calls for. No I/O: an empty body (HEAD, 204, 304,
+        Content-Length: 0) hands ``conn`` to ``finish(conn, reusable)`` here, every other body
+        when it ends or is closed. ``conn`` is read only by the body.
+        """
+        if head is not self._head or self._in_head:
+            raise ValueError("head is not the final head this parser returned last")
+        fields = head.headers
+        keeps_alive, gzipped, has_length = self._facts
+        reusable = not prepared.close_after and head.status_code != 101 and keeps_alive
+        length = head.body_length
+        response = Response.__new__(Response)
+        response.status_code = head.status_code
+        response.reason = head.reason
+        response.http_version = head.http_version
+        response.request = prepared.request
+        response.uncompressed = False
+        response.closed = False
+        body: _bodies.ChunkedBody | _bodies.UntilCloseBody | _bodies.EmptyBody | _bodies.FixedLengthBody | _bodies.GzipBody
+        if length == CHUNKED:
+            if has_length:
+                # RFC 9112 §6.3: chunked framing overrides Content-Length, which then says
+                # nothing true about the body (Go's fixLength deletes it); a caller forwarding
+                # the headers must not forward it.
+                fields = [field for field in fields if field[0].lower() != "content-length"]
+            trailers = response._trailers = Headers()
+            body = _bodies.ChunkedBody(conn, finish, self, trailers, reusable)
+            response.content_length = None
+        else:
+            # A body not fully received yet is not its trailers' concern: made on first use.
+            response._trailers = None
+            buffered = self.take_unparsed()
+            if length == UNTIL_CLOSE:
+                body = _bodies.UntilCloseBody(conn, finish, buffered)
+                response.content_length = None
+            elif length == 0:
+                body = _bodies.EmptyBody(conn, finish)
+                response.content_length = 0
+                if prepared.method == "HEAD":
+                    response.content_length = _declared_length(fields)
+                body._end(reusable and not buffered)
+            else:
+                body = _bodies.FixedLengthBody(conn, finish, length, buffered, reusable)
+                response.content_length = length
+        response.headers = Headers._from_list(fields)
+        if gzipped and prepared.gzip_requested and length != 0:
+            # Go's transparent gzip: the caller sees the decoded body and no encoding headers.
+            body = _bodies.GzipBody(body)
+            for name in ("Content-Encoding", "Content-Length"):
+                if name in response.headers:
+                    del response.headers[name]
+            response.content_length = None
+            response.uncompressed = True
+        response._body = body
+        return response
 
     def _check_size_line(self, before: bytes, consumed: int) -> None:
         """Refuse a chunk size over 64 bits, as Go's parseHexUint does (h11 takes 20 digits).
@@ -367,14 +436,17 @@ class ResponseParser:
             self._chunked = self._at_size_line = body_length == CHUNKED
             if not self._chunked:
                 self._done = True
-        return ResponseHead(
+        version = "HTTP/" + head.http_version.decode("ascii")
+        self._facts = response_facts(version, fields)
+        self._head = ResponseHead(
             status_code,
             head.reason.decode("latin-1"),
-            "HTTP/" + head.http_version.decode("ascii"),
+            version,
             fields,
             body_length,
             head_size,
         )
+        return self._head
 
     def _body_event(self, event: _H11Event) -> bytes | EndOfBody | None:
         if isinstance(event, h11.Data):
@@ -395,6 +467,17 @@ class ResponseParser:
             self._failed = True
             raise ProtocolError(_messages.LINE_TOO_LONG)
         return None
+
+
+def _declared_length(fields: list[tuple[str, str]]) -> int | None:
+    """A HEAD response's Content-Length: the size a GET would have had (RFC 9110 §9.3.2)."""
+    for field, value in fields:
+        if field.lower() == "content-length":
+            try:
+                return int(value.split(",")[0].strip())
+            except ValueError:
+                return None
+    return None
 
 
 _K = TypeVar("_K", bound=Hashable)
