@@ -2,7 +2,7 @@
 (Content-Length, chunked, until close, none) read from an ``AsyncConnection``, and gzip
 decoded by ``_response_body.GzipBody`` fed asynchronously.
 
-Each body hands its connection back exactly once (``finish(reusable)``): when it ends,
+Each body hands its connection back exactly once (``finish(conn, reusable)``): when it ends,
 before the read that reached the end returns, or when it is closed, fails or is cancelled.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, AsyncIterator, Callable, Optional, Union
 
+from ._connection import _declared_length, response_facts
 from ._errors import Error, IncompleteBody, ProtocolError, ResponseClosed
 from ._events import CHUNKED, UNTIL_CLOSE
 from ._headers import Headers
@@ -22,15 +23,18 @@ if TYPE_CHECKING:
     from ._events import Parser, ResponseHead
     from ._models import Request
 
-__all__ = ("AsyncResponse", "build_response")
+__all__ = ("AsyncResponse", "build_response", "Finish")
+
+# finish(conn, reusable): the transport takes the connection back (the body ended, or not).
+Finish = Callable[["AsyncConnection", bool], None]
 
 
 class _AsyncBody:
-    """A body read from a connection; ``finish(reusable)`` is called exactly once."""
+    """A body read from a connection; ``finish(conn, reusable)`` is called exactly once."""
 
     __slots__ = ("_conn", "_finish", "_done", "conn_reused", "bytes_written")
 
-    def __init__(self, conn: AsyncConnection, finish: Callable[[bool], None]) -> None:
+    def __init__(self, conn: AsyncConnection, finish: Finish) -> None:
         self._conn = conn
         self._finish = finish
         self._done = False
@@ -40,7 +44,7 @@ class _AsyncBody:
     def _end(self, reusable: bool) -> None:
         if not self._done:
             self._done = True
-            self._finish(reusable)
+            self._finish(self._conn, reusable)
 
     def close(self) -> None:
         # Closing before the end closes the connection: it is not drained.
@@ -91,10 +95,25 @@ class _FixedLengthBody(_AsyncBody):
 
     __slots__ = ("_remaining", "_reusable")
 
-    def __init__(self, conn: AsyncConnection, finish: Callable[[bool], None], length: int, reusable: bool) -> None:
-        super().__init__(conn, finish)
+    def __init__(self, conn: AsyncConnection, finish: Finish, length: int, reusable: bool) -> None:
+        # _AsyncBody.__init__ inlined: a step of most responses.
+        self._conn = conn
+        self._finish = finish
+        self._done = False
+        self.conn_reused = conn.reused
+        self.bytes_written = conn.bytes_written
         self._remaining = length
         self._reusable = reusable
+
+    async def read(self, amt: Optional[int]) -> bytes:
+        conn = self._conn
+        if (amt is None or amt < 0) and conn.raw_size == self._remaining and len(conn.raw) == 1 and not self._done:
+            # The whole body has arrived, in one piece (a small response): no wait, no copy.
+            data = conn.raw.popleft()
+            conn.raw_size = self._remaining = 0
+            self._end(self._reusable and not conn.eof)
+            return data
+        return await _AsyncBody.read(self, amt)
 
     async def _read(self, amt: Optional[int]) -> bytes:
         conn = self._conn
@@ -156,7 +175,7 @@ class _ChunkedBody(_AsyncBody):
 
     __slots__ = ("_parser", "_trailers", "_pending", "_reusable")
 
-    def __init__(self, conn: AsyncConnection, finish: Callable[[bool], None], parser: Parser, trailers: Headers, reusable: bool) -> None:
+    def __init__(self, conn: AsyncConnection, finish: Finish, parser: Parser, trailers: Headers, reusable: bool) -> None:
         super().__init__(conn, finish)
         self._parser = parser
         self._trailers = trailers
@@ -360,10 +379,8 @@ class AsyncResponse:
         return f"<AsyncResponse [{self.status_code} {self.reason}]>"
 
 
-def build_response(conn: AsyncConnection, request: Request, method: str, close_after: bool, gzip_requested: bool, parser: Parser, head: ResponseHead, finish: Callable[[bool], None]) -> AsyncResponse:
+def build_response(conn: AsyncConnection, request: Request, method: str, close_after: bool, gzip_requested: bool, parser: Parser, head: ResponseHead, finish: Finish) -> AsyncResponse:
     """The response for ``head``, its body framed as ``_connection`` frames it (RFC 9112 §6.3)."""
-    from ._connection import _declared_length, response_facts
-
     fields = head.headers
     keeps_alive, gzipped, has_length = response_facts(head.http_version, fields)
     reusable = not close_after and head.status_code != 101 and keeps_alive
