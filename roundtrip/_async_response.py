@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, AsyncIterator, Callable, Optional, Union
 
-from ._connection import _declared_length, response_facts
+from ._connection import response_facts
 from ._errors import Error, IncompleteBody, ProtocolError, ResponseClosed
 from ._events import CHUNKED, UNTIL_CLOSE
+from ._framing import frame_response
 from ._headers import Headers
 from ._models import Response
 from ._request_body import CHUNK
@@ -380,49 +381,32 @@ class AsyncResponse:
 
 
 def build_response(conn: AsyncConnection, request: Request, method: str, close_after: bool, gzip_requested: bool, parser: Parser, head: ResponseHead, finish: Finish) -> AsyncResponse:
-    """The response for ``head``, its body framed as ``_connection`` frames it (RFC 9112 §6.3)."""
-    fields = head.headers
-    keeps_alive, gzipped, has_length = response_facts(head.http_version, fields)
-    reusable = not close_after and head.status_code != 101 and keeps_alive
-    length = head.body_length
+    """The response for ``head``, its body framed as ``_framing`` decides (RFC 9112 §6.3)."""
+    framing = frame_response(head, response_facts(head.http_version, head.headers), method, close_after, gzip_requested)
+    reusable = framing.reusable
+    length = framing.length
     response = AsyncResponse.__new__(AsyncResponse)
     response.status_code = head.status_code
     response.reason = head.reason
     response.http_version = head.http_version
     response.request = request
-    response.uncompressed = False
+    response.uncompressed = framing.gunzip
     response.trailers = Headers()
     response.closed = False
+    response.content_length = framing.content_length
+    response.headers = Headers._from_list(framing.fields)
     response._sync = None
     body: AsyncBody
     if length == CHUNKED:
-        if has_length:
-            # RFC 9112 §6.3: chunked framing overrides Content-Length (Go's fixLength drops it).
-            fields = [field for field in fields if field[0].lower() != "content-length"]
         body = _ChunkedBody(conn, finish, parser, response.trailers, reusable)
-        response.content_length = None
     else:
         conn.raw_mode(parser.take_unparsed())
         if length == UNTIL_CLOSE:
             body = _UntilCloseBody(conn, finish)
-            response.content_length = None
         elif length == 0:
             body = _EmptyBody(conn, finish)
-            response.content_length = 0
-            if method == "HEAD":
-                response.content_length = _declared_length(fields)
             body._end(reusable and not conn.raw)
         else:
             body = _FixedLengthBody(conn, finish, length, reusable)
-            response.content_length = length
-    response.headers = Headers._from_list(fields)
-    if gzipped and gzip_requested and length != 0:
-        # Go's transparent gzip: the caller sees the decoded body and no encoding headers.
-        body = _GzipBody(body)
-        for name in ("Content-Encoding", "Content-Length"):
-            if name in response.headers:
-                del response.headers[name]
-        response.content_length = None
-        response.uncompressed = True
-    response._body = body
+    response._body = _GzipBody(body) if framing.gunzip else body
     return response
