@@ -44,6 +44,11 @@ class HookFailed(Exception):
         self.error = error
 
 
+async def _resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> list[Any]:
+    """The loop's resolver (a module attribute so that tests can stand in for DNS)."""
+    return await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+
+
 async def lookup(loop: asyncio.AbstractEventLoop, host: str, port: int, post: Post) -> list[Candidate]:
     """``_tcp.lookup`` with the loop's resolver."""
     if _is_ip(host):
@@ -53,7 +58,7 @@ async def lookup(loop: asyncio.AbstractEventLoop, host: str, port: int, post: Po
         return [Candidate(socket.AF_INET6, (address, port, 0, _scope_id(host, zone, port) if zone else 0), host)]
     post("dns_start", host)
     try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = await _resolve(loop, host, port)
     except OSError as exc:
         error = ConnectError(f"dial tcp: lookup {host}: {exc}")
         post("dns_done", [], error)
