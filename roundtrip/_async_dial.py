@@ -20,6 +20,7 @@ from ._errors import ConnectError, ConnectTimeout, Error, ProxyError, TLSError, 
 from ._handshake import Handshake, Resolve, Send
 from ._socks import socks5_handshake
 from ._tcp import Candidate, _candidate, _is_ip, _scope_id, _strerror
+from ._async_tls import MemoryTLS, loop_layers_tls
 from ._tls import tls_context
 from ._tunnel import connect_handshake
 from ._urls import join_host_port
@@ -336,7 +337,13 @@ async def connect_route(loop: asyncio.AbstractEventLoop, route: Route, options: 
         return conn
     # TLS to the origin inside the tunnel; over an https proxy, TLS inside TLS.
 
+    layered = proxy.scheme != "https" or loop_layers_tls(loop, transport)
+
     async def handshake_inside(context: ssl.SSLContext, timeout: Optional[float]) -> asyncio.BaseTransport:
+        if not layered:
+            memory = MemoryTLS(transport, conn, context, target.host)  # type: ignore[arg-type]
+            await memory.handshake()
+            return memory  # type: ignore[return-value]
         inner = await loop.start_tls(transport, conn, context, server_hostname=target.host, ssl_handshake_timeout=timeout)
         if inner is None:
             raise ConnectError(f"{what}: the connection closed during the TLS handshake")
