@@ -308,7 +308,14 @@ async def read_head(conn: AsyncConnection, parser: Parser, awaiting_continue: bo
                 parser.feed_eof()
                 continue
             raise AttemptFailed(io_error(conn, ConnectionResetError("connection closed by the server")), conn.failure_reason())
-        await conn.wait()
+        # conn.wait() inlined: a step of every request.
+        waiter = conn.waiter = conn.loop.create_future()
+        try:
+            await waiter
+        finally:
+            conn.waiter = None
+        if conn.stopped is not None:
+            raise conn.stopped
 
 
 def write_whole(conn: AsyncConnection, prepared: PreparedRequest) -> bool:

@@ -80,6 +80,8 @@ class AsyncPool:
         if state.orphans:
             state.settle_orphans()
         kept = state.release(conn, reusable, time.monotonic())
+        if state.went_idle and self._timer is not None:
+            state.went_idle = False  # the timer set expires it after the others
         outbox = state.outbox
         if outbox.dials or outbox.wake or outbox.close or state.went_idle:
             self._step(_nothing)

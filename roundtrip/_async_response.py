@@ -106,15 +106,16 @@ class _FixedLengthBody(_AsyncBody):
         self._remaining = length
         self._reusable = reusable
 
-    async def read(self, amt: Optional[int]) -> bytes:
+    def arrived(self) -> Optional[bytes]:
+        """The whole body when it has all arrived, in one piece (a small response), else None:
+        read with no wait and no copy."""
         conn = self._conn
-        if (amt is None or amt < 0) and conn.raw_size == self._remaining and len(conn.raw) == 1 and not self._done:
-            # The whole body has arrived, in one piece (a small response): no wait, no copy.
-            data = conn.raw.popleft()
-            conn.raw_size = self._remaining = 0
-            self._end(self._reusable and not conn.eof)
-            return data
-        return await _AsyncBody.read(self, amt)
+        if conn.raw_size != self._remaining or len(conn.raw) != 1 or self._done:
+            return None
+        data = conn.raw.popleft()
+        conn.raw_size = self._remaining = 0
+        self._end(self._reusable and not conn.eof)
+        return data
 
     async def _read(self, amt: Optional[int]) -> bytes:
         conn = self._conn
@@ -344,6 +345,10 @@ class AsyncResponse:
         if body is None:
             assert self._sync is not None
             return self._sync.read(amt)
+        if (amt is None or amt < 0) and type(body) is _FixedLengthBody:
+            data = body.arrived()
+            if data is not None:
+                return data
         try:
             return await body.read(amt)
         except Error as exc:
