@@ -289,13 +289,17 @@ def _events(conn: AsyncConnection, parser: Parser, awaiting_continue: bool) -> _
     return _next_answer(conn, parser, awaiting_continue)
 
 
-async def read_head(conn: AsyncConnection, parser: Parser, awaiting_continue: bool = False) -> _Answer:
-    """Wait for a final head (or ``_CONTINUE``); the attempt fails if the connection ends first."""
+async def read_head(conn: AsyncConnection, parser: Parser, awaiting_continue: bool = False, expiry: Optional[_Expiry] = None) -> _Answer:
+    """Wait for a final head (or ``_CONTINUE``); the attempt fails if the connection ends first.
+    With ``expiry``, None once it has expired."""
     while True:
         if conn.received or conn.eof:  # nothing to parse before the first byte comes
             answer = _events(conn, parser, awaiting_continue)
             if answer is not None:
                 return answer
+        if expiry is not None and expiry.expired:
+            conn.check()
+            return None
         if conn.eof:
             conn.check()
             lost = conn.lost
@@ -360,8 +364,12 @@ async def send_body(conn: AsyncConnection, prepared: PreparedRequest, parser: Pa
             if not keeps_alive or prepared.wants_close:
                 prepared.close_after = True
                 return answer
+    stream = pieces()
     try:
-        async for piece in pieces():
+        async for piece in stream:
+            # Let the loop take in what has arrived (the threaded transport polls here): an
+            # answer or a 1xx sent while the body goes out is seen before the next piece.
+            await asyncio.sleep(0)
             if answer is None:
                 answer = _events(conn, parser, awaiting_continue)
                 if answer is _CONTINUE:
@@ -379,34 +387,45 @@ async def send_body(conn: AsyncConnection, prepared: PreparedRequest, parser: Pa
         if trace is not None and trace.wrote_request is not None:
             trace.wrote_request(exc)
         return answer  # type: ignore[return-value]
+    finally:
+        await stream.aclose()  # now, not by the loop's finalizer (a body left part-way)
     if trace is not None and trace.wrote_request is not None:
         trace.wrote_request(None)
     return answer  # type: ignore[return-value]
 
 
 async def _await_continue(conn: AsyncConnection, prepared: PreparedRequest, parser: Parser) -> _Answer:
-    """``Expect: 100-continue`` (RFC 9110 §10.1.1): wait up to ``expect_continue_timeout``."""
+    """``Expect: 100-continue`` (RFC 9110 §10.1.1): wait up to ``expect_continue_timeout`` for
+    100 before sending the body. Returns ``_CONTINUE``, None when the wait ended without an
+    answer, or the head of a final response that came instead."""
     trace = prepared.trace
     if trace is not None and trace.wait_100_continue is not None:
         trace.wait_100_continue()
     timeout = prepared.options.expect_continue_timeout
     if timeout is None or timeout <= 0:
         return None
-    task = asyncio.ensure_future(read_head(conn, parser, awaiting_continue=True))
+    expiry = _Expiry(conn)
+    handle = conn.loop.call_later(timeout, expiry)
     try:
-        done, _ = await asyncio.wait((task,), timeout=timeout)
-    except BaseException:
-        task.cancel()
-        raise
-    if task in done:
-        return task.result()
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
-    conn.check()
-    return None  # no answer in time: send the body anyway
+        return await read_head(conn, parser, True, expiry)  # None: no answer in time, the body goes
+    finally:
+        handle.cancel()
+
+
+class _Expiry:
+    """A wait that ends at a time (the timer calls it) without failing the attempt."""
+
+    __slots__ = ("conn", "expired")
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.expired = False
+
+    def __call__(self) -> None:
+        self.expired = True
+        waiter = self.conn.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
 
 async def await_final_head(conn: AsyncConnection, prepared: PreparedRequest, parser: Parser) -> ResponseHead:

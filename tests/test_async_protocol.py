@@ -188,6 +188,63 @@ def test_a_final_answer_in_the_same_read_as_the_100_is_returned(run, server, atr
     assert log == ["wait", "100", 100] and t.pool_stats()["total"] == ZERO
 
 
+def _upload(said: threading.Event, pieces: int = 8):
+    """A chunked async body: one piece, then (once the server has ``said`` its piece) the rest."""
+
+    async def body():
+        yield b"a" * 1000
+        for _ in range(1000):
+            if said.is_set():
+                break
+            await asyncio.sleep(0.005)
+        for _ in range(pieces - 1):
+            yield b"a" * 1000
+
+    return body()
+
+
+def test_a_100_continue_after_the_wait_ended_does_not_stop_the_upload(run, server, atransport):
+    said_continue = threading.Event()
+
+    def handler(conn):
+        conn.read_head()
+        conn.read_until(b"\r\n")  # the first chunk's size line: the body has started
+        conn.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+        said_continue.set()
+        conn.read_until(b"\r\n0\r\n\r\n")
+        conn.send(respond(200, b"stored"))
+
+    srv = server(handler)
+    log: list = []
+    t = atransport(expect_continue_timeout=0.05)
+
+    async def main():
+        async with t:
+            resp = await afetch(t, srv.url(), "PUT", headers=EXPECT, body=_upload(said_continue), trace=_events(log))
+            return resp, t.pool_stats()["total"]["idle"]
+
+    (resp, body), idle = run(main())
+    assert (resp.status_code, body) == (200, b"stored")
+    assert log == ["wait", "100", 100] and idle == 1
+
+
+def test_early_hints_during_the_upload_do_not_stop_it(run, server, atransport):
+    said_hints = threading.Event()
+
+    def handler(conn):
+        conn.read_head()
+        conn.read_until(b"\r\n")
+        conn.send(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+        said_hints.set()
+        conn.read_until(b"\r\n0\r\n\r\n")
+        conn.send(respond(200, b"stored"))
+
+    srv = server(handler)
+    log: list = []
+    resp, body = once(run, atransport(), srv.url(), "POST", body=_upload(said_hints), trace=_events(log))
+    assert (resp.status_code, body) == (200, b"stored") and log == [103]
+
+
 def test_informational_responses_are_skipped_and_reported(run, server, atransport):
     def handler(conn):
         conn.read_request()
