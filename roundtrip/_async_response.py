@@ -79,7 +79,10 @@ class _AsyncBody:
         if not self._done:
             self._done = True
             conn = self._conn
-            conn.close()
+            try:
+                conn.close()
+            except RuntimeError:
+                pass  # its loop is closed already, and the connection with it
             if conn.orphans is not None:
                 conn.orphans.append(conn)
 
