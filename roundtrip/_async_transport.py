@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Optional, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Protocol, runtime_checkable
 
 from . import _speedups
 from ._async_connection import AsyncConnection, await_final_head, read_head, send_body, write_whole
@@ -18,19 +18,18 @@ from ._async_dial import HookFailed, connect_route
 from ._async_pool import AsyncPool, AsyncWant
 from ._async_response import AsyncResponse, build_response
 from ._connection import AttemptFailed, _io_error
-from ._errors import Cancelled, ConnectError, DeadlineExceeded, Error, InvalidRequest, SkipAltProtocol, TransportClosed
+from ._errors import Cancelled, ConnectError, DeadlineExceeded, Error, SkipAltProtocol, TransportClosed
 from ._models import Request, Response
 from ._options import Options, check_timeout
 from ._prepare import PreparedRequest, check_fields, prepare, rewound_body
 from ._proxy import proxy_from_environment, proxy_option
-from ._request_body import BYTES_LIKE, OutgoingBody, plan_body
+from ._async_request_body import async_pieces, async_source, rewind
 from ._retry import should_retry
 from ._trace import GotConnInfo
 from ._transport import _UNSET, _BodyMark
 
 if TYPE_CHECKING:
     from ._context import Context
-    from ._trace import Trace
 
 __all__ = ("AsyncTransport", "AsyncRoundTripper")
 
@@ -125,7 +124,7 @@ class AsyncTransport:
                     body = rewound_body(request)
             else:
                 return AsyncResponse._wrap(response) if isinstance(response, Response) else response
-        prepared = prepare(request, scheme, rest, _async_source(body), self._options, impl, self._proxy)
+        prepared = prepare(request, scheme, rest, async_source(body), self._options, impl, self._proxy)
         guard = _Guard(loop, prepared.context) if prepared.context is not None else None
         try:
             attempt = 0
@@ -140,7 +139,7 @@ class AsyncTransport:
                     error.bytes_written = conn.bytes_written
                     if not should_retry(conn.reused, failed.retry_reason, prepared.rewindable, prepared.replayable):
                         raise error from None
-                    _rewind(prepared)
+                    rewind(prepared)
                     attempt += 1
                     trace = prepared.trace
                     if trace is not None and trace.retried is not None:
@@ -310,7 +309,7 @@ class AsyncTransport:
         try:
             head = None
             if not write_whole(conn, prepared):
-                head = await send_body(conn, prepared, parser, lambda: _pieces(prepared.body))
+                head = await send_body(conn, prepared, parser, lambda: async_pieces(prepared.body))
             if head is None:
                 if prepared.options.response_header_timeout is None:
                     head = await read_head(conn, parser)  # type: ignore[assignment]
@@ -402,60 +401,3 @@ class _Guard:
         if self.handle is not None:
             self.context._remove_cancel_callback(self.handle)
             self.handle = None
-
-
-class _AsyncSource:
-    """An async iterable request body, framed as an iterable of unknown length (chunked)."""
-
-    __slots__ = ("iterable",)
-
-    def __init__(self, iterable: Any) -> None:
-        self.iterable = iterable
-
-    def __iter__(self) -> Any:
-        raise TypeError("an async iterable body is read by AsyncTransport only")
-
-
-def _async_source(body: Any) -> Any:
-    if hasattr(body, "__aiter__") and not isinstance(body, BYTES_LIKE) and not hasattr(body, "read"):
-        return _AsyncSource(body)
-    return body
-
-
-def _rewind(prepared: PreparedRequest) -> None:
-    """``PreparedRequest.rewind`` for bodies that may be async iterables."""
-    prepared.close_after = prepared.wants_close
-    if prepared.body is None or prepared.body.source is None:
-        return
-    prepared.body = plan_body(prepared.method, _async_source(rewound_body(prepared.request)), prepared.declared_length)
-
-
-async def _pieces(body: Optional[OutgoingBody]) -> AsyncIterator[Any]:
-    """The body's wire pieces (``OutgoingBody.pieces``), for async iterables too."""
-    if body is None:
-        return
-    source = body.source
-    if not isinstance(source, _AsyncSource):
-        for piece in body.pieces():
-            yield piece
-        return
-    sent = 0
-    async for chunk in source.iterable:
-        if not isinstance(chunk, BYTES_LIKE):
-            raise InvalidRequest(f"request body iterable yielded {type(chunk).__name__}, not bytes", "body")
-        if not len(chunk):
-            continue  # an empty chunk would end a chunked body early
-        sent += len(chunk)
-        if body.length is None:
-            # RFC 9112 §7.1: chunk = chunk-size CRLF chunk-data CRLF.
-            yield b"%x\r\n" % len(chunk)
-            yield chunk
-            yield b"\r\n"
-        elif sent > body.length:
-            raise InvalidRequest(f"request body is longer than its Content-Length {body.length}", "body")
-        else:
-            yield chunk
-    if body.length is None:
-        yield b"0\r\n\r\n"
-    elif sent != body.length:
-        raise InvalidRequest(f"request body of {sent} bytes is shorter than its Content-Length {body.length}", "body")

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import pytest
 
-from roundtrip import ConnectError, ConnectTimeout, Context, Request, _async_dial
+from roundtrip import ConnectError, ConnectTimeout, Context, _async_dial
 
 from aio import afetch_body
 from servers import keep_alive_handler

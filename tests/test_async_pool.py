@@ -9,7 +9,6 @@ import socket
 
 import pytest
 
-import roundtrip
 from roundtrip import Request
 
 from aio import afetch_body

@@ -15,7 +15,7 @@ import roundtrip
 from roundtrip import Request, Response, SkipAltProtocol
 
 from aio import afetch, afetch_body, agen
-from servers import body_cut_short, keep_alive_handler, respond
+from servers import body_cut_short, respond
 from test_trace import FRESH, REUSED, TLS_FRESH, Boom, Observed, Recorder, tls_contexts, tls_server  # noqa: F401 (fixture)
 
 EXPECT = {"Expect": "100-continue"}
