@@ -96,7 +96,7 @@ class AsyncTransport:
             keep_alive=not disable_keep_alives,
         )
         self._proxy = proxy_option(proxy_from_environment if proxy is _UNSET else proxy)
-        self._alternates: dict[str, Any] = {}
+        self._alternates: dict[str, AsyncRoundTripper] = {}
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._closed = False
 
@@ -152,7 +152,7 @@ class AsyncTransport:
                 guard.release()
             raise
 
-    def register_protocol(self, scheme: str, round_tripper: Any) -> None:
+    def register_protocol(self, scheme: str, round_tripper: AsyncRoundTripper) -> None:
         """Send requests for ``scheme`` to ``round_tripper`` first (its ``round_trip`` is a
         coroutine function); it may raise ``SkipAltProtocol`` to hand them back. Raises
         ``ValueError`` if already registered."""
