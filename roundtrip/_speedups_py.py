@@ -20,6 +20,7 @@ from . import _messages
 from . import _response_body as _bodies  # a module: _response_body imports this one's chooser
 from ._errors import HeaderTooLarge, IncompleteBody, ProtocolError
 from ._events import CHUNKED, UNTIL_CLOSE, EndOfBody, ResponseHead
+from ._framing import frame_response
 from ._headers import Headers, response_facts
 from ._models import Response
 
@@ -335,52 +336,38 @@ class ResponseParser:
         """
         if head is not self._head or self._in_head:
             raise ValueError("head is not the final head this parser returned last")
-        fields = head.headers
-        keeps_alive, gzipped, has_length = self._facts
-        reusable = not prepared.close_after and head.status_code != 101 and keeps_alive
-        length = head.body_length
+        # The framing rule itself lives in _framing, shared with the asyncio transport; the
+        # compiled twin does the same steps in C.
+        framing = frame_response(head, self._facts, prepared.method, prepared.close_after, prepared.gzip_requested)
+        reusable = framing.reusable
+        length = framing.length
         response = Response.__new__(Response)
         response.status_code = head.status_code
         response.reason = head.reason
         response.http_version = head.http_version
         response.request = prepared.request
-        response.uncompressed = False
+        response.uncompressed = framing.gunzip
         response.closed = False
+        response.content_length = framing.content_length
+        response.headers = Headers._from_list(framing.fields)
         body: _bodies.ChunkedBody | _bodies.UntilCloseBody | _bodies.EmptyBody | _bodies.FixedLengthBody | _bodies.GzipBody
         if length == CHUNKED:
-            if has_length:
-                # RFC 9112 §6.3: chunked framing overrides Content-Length, which then says
-                # nothing true about the body (Go's fixLength deletes it); a caller forwarding
-                # the headers must not forward it.
-                fields = [field for field in fields if field[0].lower() != "content-length"]
             trailers = response._trailers = Headers()
             body = _bodies.ChunkedBody(conn, finish, self, trailers, reusable)
-            response.content_length = None
         else:
             # A body not fully received yet is not its trailers' concern: made on first use.
             response._trailers = None
             buffered = self.take_unparsed()
             if length == UNTIL_CLOSE:
                 body = _bodies.UntilCloseBody(conn, finish, buffered)
-                response.content_length = None
             elif length == 0:
                 body = _bodies.EmptyBody(conn, finish)
-                response.content_length = 0
-                if prepared.method == "HEAD":
-                    response.content_length = _declared_length(fields)
                 body._end(reusable and not buffered)
             else:
                 body = _bodies.FixedLengthBody(conn, finish, length, buffered, reusable)
-                response.content_length = length
-        response.headers = Headers._from_list(fields)
-        if gzipped and prepared.gzip_requested and length != 0:
-            # Go's transparent gzip: the caller sees the decoded body and no encoding headers.
+        if framing.gunzip:
+            # Go's transparent gzip: the caller sees the decoded body.
             body = _bodies.GzipBody(body)
-            for name in ("Content-Encoding", "Content-Length"):
-                if name in response.headers:
-                    del response.headers[name]
-            response.content_length = None
-            response.uncompressed = True
         response._body = body
         return response
 
@@ -467,17 +454,6 @@ class ResponseParser:
             self._failed = True
             raise ProtocolError(_messages.LINE_TOO_LONG)
         return None
-
-
-def _declared_length(fields: list[tuple[str, str]]) -> int | None:
-    """A HEAD response's Content-Length: the size a GET would have had (RFC 9110 §9.3.2)."""
-    for field, value in fields:
-        if field.lower() == "content-length":
-            try:
-                return int(value.split(",")[0].strip())
-            except ValueError:
-                return None
-    return None
 
 
 _K = TypeVar("_K", bound=Hashable)
