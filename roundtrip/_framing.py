@@ -39,8 +39,8 @@ def frame_response(head: ResponseHead, facts: tuple[bool, bool, bool], method: s
     """The framing of the response that ``head`` starts, for a request of ``method``.
 
     ``facts`` is the parser's ``head_facts()`` (the rule of ``_headers.response_facts``);
-    ``close_after``: the connection is not to be reused whatever the response says; ``gzip_requested``: the transport asked for
-    gzip and decodes it.
+    ``close_after``: the connection is not to be reused whatever the response says;
+    ``gzip_requested``: the transport asked for gzip and decodes it.
     """
     fields = head.headers
     keeps_alive, gzipped, has_length = facts
