@@ -69,6 +69,15 @@ class EventTrace:
         self._tls = False
         self._step: Optional[str] = None  # the http11 step that has started and not completed
 
+    @classmethod
+    def for_request(cls, callback: Callable[[str, dict[str, Any]], Any], request: Any, timeouts: Any,
+                    options: Optional[dict[str, Any]], sni_hostname: Optional[str], local_address: Optional[str],
+                    socket_options: Any) -> "EventTrace":
+        """The events of one httpx request sent with a Transport made with ``options``."""
+        connect = timeouts.get("connect") if timeouts else None
+        ssl_context = (options or {}).get("ssl_context")
+        return cls(callback, request, connect, ssl_context, sni_hostname or request.url.host, local_address, socket_options)
+
     def hooks(self) -> dict[str, Callable[..., Any]]:
         return {
             "dns_start": self._dns_start,
