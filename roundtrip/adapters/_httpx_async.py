@@ -113,7 +113,7 @@ class HTTPXAsyncTransport(httpx.AsyncBaseTransport):
                 timed_body(body, timer),
                 get_body=get_body,
                 context=timer.context if timer is not None else None,
-                trace=combined_trace(timer, events),  # type: ignore[arg-type]
+                trace=combined_trace(timer, events),
             )
             try:
                 response = await transport.round_trip(outgoing)

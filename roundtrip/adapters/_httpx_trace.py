@@ -36,11 +36,13 @@ connections give no ``connection.*`` events.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Awaitable, Callable, Optional, TypeVar
 
 import roundtrip
 
 __all__ = ("EventTrace", "AsyncEventTrace")
+
+_T = TypeVar("_T", bound="EventTrace")
 
 
 class _Stream:
@@ -78,9 +80,9 @@ class EventTrace:
         self._step: Optional[str] = None  # the http11 step that has started and not completed
 
     @classmethod
-    def for_request(cls, callback: Callable[[str, dict[str, Any]], Any], request: Any, timeouts: Any,
+    def for_request(cls: type[_T], callback: Callable[[str, dict[str, Any]], Any], request: Any, timeouts: Any,
                     options: Optional[dict[str, Any]], sni_hostname: Optional[str], local_address: Optional[str],
-                    socket_options: Any) -> "EventTrace":
+                    socket_options: Any) -> _T:
         """The events of one httpx request sent with a Transport made with ``options``."""
         connect = timeouts.get("connect") if timeouts else None
         ssl_context = (options or {}).get("ssl_context")
