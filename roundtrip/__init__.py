@@ -6,6 +6,8 @@
         data = resp.read()
 """
 
+from ._async_response import AsyncResponse
+from ._async_transport import AsyncTransport
 from ._context import Context
 from ._errors import (
     Cancelled,
@@ -38,6 +40,8 @@ from ._version import __version__ as __version__
 
 __all__ = (
     "IMPLEMENTATION",
+    "AsyncResponse",
+    "AsyncTransport",
     "Cancelled",
     "ConnectError",
     "ConnectTimeout",

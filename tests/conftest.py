@@ -25,7 +25,7 @@ try:
 except ImportError:  # not built
     _speedups_c = None  # type: ignore[assignment]
 
-pytest_plugins = ("proxies",)  # tinyproxy, microsocks and certificate fixtures
+pytest_plugins = ("proxies", "aio")  # tinyproxy, microsocks and certificate fixtures; running coroutines
 
 REQUIRE_EXTENSIONS = env_flag("ROUNDTRIP_REQUIRE_EXTENSIONS")
 IN_CI = env_flag("CI")

@@ -1,0 +1,452 @@
+"""``AsyncTransport``: ``Transport``'s round trip on an asyncio event loop.
+
+``round_trip`` follows ``_transport.Transport.round_trip`` step by step (field checks, a
+registered round tripper, preparation, then attempts retried by Go's rules), on the same
+shared core: ``_prepare``, ``_pool.PoolState``, the parser twins and ``_retry``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Optional, Protocol, runtime_checkable
+
+from . import _speedups
+from ._async_connection import AsyncConnection, await_final_head, send_request
+from ._async_dial import HookFailed, connect_route
+from ._async_pool import AsyncPool, AsyncWant
+from ._async_response import AsyncResponse, build_response
+from ._connection import AttemptFailed, _io_error
+from ._errors import Cancelled, ConnectError, DeadlineExceeded, Error, InvalidRequest, SkipAltProtocol, TransportClosed
+from ._models import Request, Response
+from ._options import Options, check_timeout
+from ._prepare import PreparedRequest, check_fields, prepare, rewound_body
+from ._proxy import proxy_from_environment, proxy_option
+from ._request_body import BYTES_LIKE, OutgoingBody, plan_body
+from ._retry import should_retry
+from ._trace import GotConnInfo
+from ._transport import _UNSET, _BodyMark
+
+if TYPE_CHECKING:
+    from ._context import Context
+    from ._trace import Trace
+
+__all__ = ("AsyncTransport", "AsyncRoundTripper")
+
+AsyncDial = Callable[[str, int, Optional[float]], Awaitable[Any]]
+
+
+@runtime_checkable
+class AsyncRoundTripper(Protocol):
+    """Anything whose ``round_trip`` coroutine turns one ``Request`` into one response."""
+
+    async def round_trip(self, request: Request) -> Any: ...
+
+
+class AsyncTransport:
+    """An HTTP/1.1 round tripper for asyncio, with a keep-alive pool; one per event loop,
+    shared by any number of tasks.
+
+    It takes every option of ``Transport`` with the same meaning, except ``dial``, which is a
+    coroutine function ``dial(host, port, timeout)`` returning a connected socket; unlike a
+    thread's dial, it is interrupted by a cancel or a deadline.
+
+    The transport belongs to the event loop of its first ``round_trip``; using it from another
+    loop raises ``RuntimeError``. ``pool_stats()`` works from anywhere.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_idle_conns: int = 100,
+        max_idle_conns_per_host: int = 16,
+        max_conns_per_host: int = 0,
+        idle_conn_timeout: Optional[float] = 90.0,
+        connect_timeout: Optional[float] = 30.0,
+        tls_handshake_timeout: Optional[float] = 10.0,
+        response_header_timeout: Optional[float] = None,
+        expect_continue_timeout: Optional[float] = 1.0,
+        max_response_header_bytes: int = 1 << 20,
+        disable_keep_alives: bool = False,
+        disable_compression: bool = False,
+        proxy: Optional[Callable[[Request], Optional[str]]] = _UNSET,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        dial: Optional[AsyncDial] = None,
+    ) -> None:
+        self._options = Options(
+            connect_timeout=connect_timeout,
+            tls_handshake_timeout=tls_handshake_timeout,
+            response_header_timeout=response_header_timeout,
+            expect_continue_timeout=expect_continue_timeout,
+            max_response_header_bytes=max_response_header_bytes,
+            disable_keep_alives=disable_keep_alives,
+            disable_compression=disable_compression,
+            ssl_context=ssl_context,
+            dial=dial,  # type: ignore[arg-type]
+        )
+        self._impl = _speedups.impl
+        # Go: MaxIdleConnsPerHost 0 means the default, a negative value keeps none.
+        per_host = max_idle_conns_per_host if max_idle_conns_per_host != 0 else 16
+        if max_idle_conns < 0:
+            max_idle_conns, per_host = 0, -1
+        self._pool = AsyncPool(
+            self._impl.IdleConnections(max_idle_conns, per_host),
+            max_conns_per_host=max_conns_per_host,
+            idle_conn_timeout=check_timeout("idle_conn_timeout", idle_conn_timeout),
+            keep_alive=not disable_keep_alives,
+        )
+        self._proxy = proxy_option(proxy_from_environment if proxy is _UNSET else proxy)
+        self._alternates: dict[str, Any] = {}
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._closed = False
+
+    # -- public API --------------------------------------------------------------------------
+
+    async def round_trip(self, request: Request) -> AsyncResponse:
+        """Send ``request`` and return its response (the body still to be read).
+
+        Raises what ``Transport.round_trip`` raises; cancelling the awaiting task closes the
+        connection in use and raises ``asyncio.CancelledError``.
+        """
+        loop = self._check_loop()
+        if self._closed:
+            raise TransportClosed("transport is closed")
+        impl = self._impl
+        scheme, rest = check_fields(request, impl)
+        body = request.body
+        alternate = self._alternates.get(scheme)
+        if alternate is not None:
+            mark = _BodyMark(body)
+            try:
+                response = await alternate.round_trip(request)
+            except SkipAltProtocol:
+                if mark.touched():
+                    body = rewound_body(request)
+            else:
+                return AsyncResponse._wrap(response) if isinstance(response, Response) else response
+        prepared = prepare(request, scheme, rest, _async_source(body), self._options, impl, self._proxy)
+        guard = _Guard(loop, prepared.context) if prepared.context is not None else None
+        try:
+            attempt = 0
+            while True:
+                conn = await self._get_conn(prepared, guard)
+                try:
+                    return await self._exchange(conn, prepared, guard)
+                except AttemptFailed as failed:
+                    self._drop(conn)
+                    error = failed.error
+                    error.conn_reused = conn.reused
+                    error.bytes_written = conn.bytes_written
+                    if not should_retry(conn.reused, failed.retry_reason, prepared.rewindable, prepared.replayable):
+                        raise error from None
+                    _rewind(prepared)
+                    attempt += 1
+                    trace = prepared.trace
+                    if trace is not None and trace.retried is not None:
+                        trace.retried(failed.retry_reason, attempt)  # type: ignore[arg-type]
+                except BaseException:
+                    self._drop(conn)  # a trace hook raised, the task was cancelled, or worse
+                    raise
+        except BaseException:
+            if guard is not None:
+                guard.release()
+            raise
+
+    def register_protocol(self, scheme: str, round_tripper: Any) -> None:
+        """Send requests for ``scheme`` to ``round_tripper`` first (its ``round_trip`` is a
+        coroutine function); it may raise ``SkipAltProtocol`` to hand them back. Raises
+        ``ValueError`` if already registered."""
+        scheme = scheme.lower()
+        if scheme in self._alternates:
+            raise ValueError(f"protocol {scheme} already registered")
+        alternates = dict(self._alternates)
+        alternates[scheme] = round_tripper
+        self._alternates = alternates
+
+    def close_idle_connections(self) -> None:
+        """Close every idle connection now; connections in use are left alone."""
+        self._check_loop(bind=False)
+        self._pool.close_idle()
+
+    def pool_stats(self) -> dict[str, dict[str, int]]:
+        """Idle, active, dialing and waiting counts per pool key, and their total."""
+        return self._pool.stats()
+
+    async def aclose(self) -> None:
+        """Close idle connections; responses being read finish, and their connections are
+        closed; later ``round_trip`` calls raise ``TransportClosed``."""
+        self._check_loop(bind=False)
+        self._closed = True
+        self._pool.close()
+
+    async def __aenter__(self) -> AsyncTransport:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def _check_loop(self, bind: bool = True) -> asyncio.AbstractEventLoop:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if self._loop is None:
+            if loop is None:
+                if bind:
+                    raise RuntimeError("AsyncTransport.round_trip must be awaited in a running event loop")
+                return None  # type: ignore[return-value]
+            if bind:
+                self._loop = self._pool.loop = loop
+            return loop
+        if loop is not self._loop:
+            raise RuntimeError("this AsyncTransport belongs to another event loop (it is bound to the loop of its first round_trip)")
+        return loop
+
+    # -- connections -------------------------------------------------------------------------
+
+    async def _get_conn(self, prepared: PreparedRequest, guard: Optional[_Guard]) -> AsyncConnection:
+        """An idle connection for the route, or the first of a returned one and a new dial."""
+        context = prepared.context
+        if context is not None:
+            if context.cancelled:
+                raise Cancelled("request cancelled")
+            if context.deadline is not None and context.deadline <= time.monotonic():
+                raise DeadlineExceeded("context deadline exceeded")
+        trace = prepared.trace
+        key = prepared.route.key
+        if trace is not None and trace.get_conn is not None:
+            trace.get_conn(str(key))
+        pool = self._pool
+        while True:
+            conn = pool.take_idle(key)
+            if conn is None:
+                break
+            if conn.is_stale():
+                pool.discard(conn)
+                continue
+            if trace is not None and trace.got_conn is not None:
+                self._got_conn(trace.got_conn, conn, GotConnInfo(True, True, time.monotonic() - conn.idle_since, conn.tls_version))
+            return conn
+        want = pool.want(key, lambda want: self._dial(prepared, want))
+        if guard is not None:
+            guard.want = want
+        try:
+            if want.pending:
+                await want.future
+            conn = want.conn
+            if conn is None:
+                assert want.error is not None
+                raise want.error
+            want.conn = None
+        except BaseException:
+            pool.abandon(want)
+            raise
+        finally:
+            if guard is not None:
+                guard.want = None
+        if trace is not None and trace.got_conn is not None:
+            self._got_conn(trace.got_conn, conn, GotConnInfo(conn.reused, False, 0.0, conn.tls_version))
+        return conn
+
+    def _got_conn(self, got_conn: Callable[[GotConnInfo], object], conn: AsyncConnection, info: GotConnInfo) -> None:
+        try:
+            got_conn(info)
+        except BaseException:
+            self._drop(conn)
+            raise
+
+    async def _dial(self, prepared: PreparedRequest, want: AsyncWant) -> None:
+        """A dial task: connect along the route and hand the result to the pool."""
+        trace = prepared.trace
+        loop = self._loop
+        assert loop is not None
+        pool = self._pool
+
+        def post(hook_name: str, *args: object) -> None:
+            hook = getattr(trace, hook_name) if trace is not None else None
+            if hook is not None and want.pending:
+                try:
+                    hook(*args)
+                except BaseException as exc:
+                    raise HookFailed(exc) from None
+
+        def make_conn() -> AsyncConnection:
+            conn = AsyncConnection(want.key, loop)
+            conn.orphans = pool.orphans
+            conn.on_idle_lost = pool.evict
+            return conn
+
+        conn = None
+        error: Optional[BaseException] = None
+        try:
+            conn = await connect_route(loop, prepared.route, prepared.options, post, make_conn)
+        except asyncio.CancelledError:
+            error = Cancelled("request cancelled")
+        except HookFailed as failed:
+            error = failed.error
+        except Error as exc:
+            error = exc
+        except Exception as exc:  # a custom dial's own failure
+            error = ConnectError(f"dial failed: {exc!r}")
+        pool.dial_finished(want, conn, error)
+
+    async def _exchange(self, conn: AsyncConnection, prepared: PreparedRequest, guard: Optional[_Guard]) -> AsyncResponse:
+        """Write ``prepared`` on ``conn`` and read the response head. Raises ``AttemptFailed``."""
+        parser = prepared.new_parser()  # one per exchange: no byte received is ever dropped
+        conn.begin(parser, prepared.trace)
+        if guard is not None:
+            conn.context = prepared.context
+            guard.conn = conn
+            if guard.error is not None:
+                raise AttemptFailed(guard.error, None)
+        try:
+            head = await send_request(conn, prepared, parser, lambda: _pieces(prepared.body))
+            if head is None:
+                head = await await_final_head(conn, prepared, parser)
+        except AttemptFailed:
+            raise
+        except Error as exc:
+            raise AttemptFailed(exc, None) from None
+        except OSError as exc:
+            conn.check()
+            raise AttemptFailed(_io_error(conn, exc), conn.failure_reason()) from None  # type: ignore[arg-type]
+
+        def finish(reusable: bool) -> None:
+            self._finish(conn, reusable, guard)
+
+        return build_response(conn, prepared.request, prepared.method, prepared.close_after, prepared.gzip_requested, parser, head, finish)
+
+    def _finish(self, conn: AsyncConnection, reusable: bool, guard: Optional[_Guard]) -> None:
+        """The response body ended (``reusable``) or was abandoned: release the connection."""
+        trace = conn.trace
+        if guard is not None:
+            guard.release()
+            if guard.error is not None:
+                reusable = False
+        conn.context = None
+        conn.reused = True
+        conn.trace = None
+        reusable = reusable and not self._options.disable_keep_alives and not conn.eof
+        if reusable:
+            conn.idle()
+        kept = self._pool.release(conn, reusable)
+        # Go calls PutIdleConn only from tryPutIdleConn: for a body read to its end on a
+        # connection that may live on.
+        if reusable and trace is not None and trace.put_idle_conn is not None:
+            try:
+                trace.put_idle_conn(None if kept else Error("too many idle connections"))
+            except BaseException:
+                self._pool.evict(conn)
+                raise
+
+    def _drop(self, conn: AsyncConnection) -> None:
+        """Close a connection whose attempt failed and free its slot."""
+        conn.context = None
+        conn.trace = None
+        self._pool.discard(conn)
+
+
+class _Guard:
+    """A request's ``Context`` on the loop: its deadline (a ``call_later``) and ``cancel()``
+    (from any thread) stop whatever the request waits on: a pool slot or its connection."""
+
+    __slots__ = ("loop", "context", "want", "conn", "error", "timer", "handle")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, context: Context) -> None:
+        self.loop = loop
+        self.context = context
+        self.want: Optional[AsyncWant] = None
+        self.conn: Optional[AsyncConnection] = None
+        self.error: Optional[Error] = None
+        self.timer: Optional[asyncio.TimerHandle] = None
+        if context.deadline is not None:
+            self.timer = loop.call_later(max(context.deadline - time.monotonic(), 0.0), self.fire, DeadlineExceeded)
+        self.handle = context._add_cancel_callback(self._cancel)
+        if self.handle is None:
+            self.error = Cancelled("request cancelled")
+
+    def _cancel(self) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.fire, Cancelled)
+        except RuntimeError:
+            pass  # the loop is closed: nothing runs on it any more
+
+    def fire(self, kind: type[Error]) -> None:
+        if self.error is not None:
+            return
+        error = self.error = kind("request cancelled" if kind is Cancelled else "context deadline exceeded")
+        want = self.want
+        if want is not None and not want.future.done():
+            want.future.set_exception(error)
+        conn = self.conn
+        if conn is not None:
+            conn.stop(error)
+
+    def release(self) -> None:
+        self.conn = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.handle is not None:
+            self.context._remove_cancel_callback(self.handle)
+            self.handle = None
+
+
+class _AsyncSource:
+    """An async iterable request body, framed as an iterable of unknown length (chunked)."""
+
+    __slots__ = ("iterable",)
+
+    def __init__(self, iterable: Any) -> None:
+        self.iterable = iterable
+
+    def __iter__(self) -> Any:
+        raise TypeError("an async iterable body is read by AsyncTransport only")
+
+
+def _async_source(body: Any) -> Any:
+    if hasattr(body, "__aiter__") and not isinstance(body, BYTES_LIKE) and not hasattr(body, "read"):
+        return _AsyncSource(body)
+    return body
+
+
+def _rewind(prepared: PreparedRequest) -> None:
+    """``PreparedRequest.rewind`` for bodies that may be async iterables."""
+    prepared.close_after = prepared.wants_close
+    if prepared.body is None or prepared.body.source is None:
+        return
+    prepared.body = plan_body(prepared.method, _async_source(rewound_body(prepared.request)), prepared.declared_length)
+
+
+async def _pieces(body: Optional[OutgoingBody]) -> AsyncIterator[Any]:
+    """The body's wire pieces (``OutgoingBody.pieces``), for async iterables too."""
+    if body is None:
+        return
+    source = body.source
+    if not isinstance(source, _AsyncSource):
+        for piece in body.pieces():
+            yield piece
+        return
+    sent = 0
+    async for chunk in source.iterable:
+        if not isinstance(chunk, BYTES_LIKE):
+            raise InvalidRequest(f"request body iterable yielded {type(chunk).__name__}, not bytes", "body")
+        if not len(chunk):
+            continue  # an empty chunk would end a chunked body early
+        sent += len(chunk)
+        if body.length is None:
+            # RFC 9112 §7.1: chunk = chunk-size CRLF chunk-data CRLF.
+            yield b"%x\r\n" % len(chunk)
+            yield chunk
+            yield b"\r\n"
+        elif sent > body.length:
+            raise InvalidRequest(f"request body is longer than its Content-Length {body.length}", "body")
+        else:
+            yield chunk
+    if body.length is None:
+        yield b"0\r\n\r\n"
+    elif sent != body.length:
+        raise InvalidRequest(f"request body of {sent} bytes is shorter than its Content-Length {body.length}", "body")
