@@ -1,7 +1,7 @@
 """``roundtrip.adapters.HTTPXAsyncTransport`` under ``httpx.AsyncClient``: requests go out as
 httpx built them, responses stream, per-request timeouts hold per phase, errors become httpx's,
 and cancelling the task closes the connection. Every test runs under the default asyncio loop
-and under uvloop (the ``run`` fixture), and under both implementations."""
+and under uvloop (the ``run`` fixture of tests/aio.py), and under both implementations."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -23,29 +23,6 @@ from roundtrip.adapters import HTTPXAsyncTransport
 from servers import IO_TIMEOUT, body_cut_short, close_without_answer, keep_alive_handler, malformed_status, respond, silent
 
 FAST = httpx.Timeout(5.0)  # generous everywhere; tests narrow the phase they exercise
-Run = Callable[[Awaitable[Any]], Any]
-
-
-@pytest.fixture(scope="session")
-def uvloop_module() -> Any:
-    """uvloop, once started: its first loop opens a pipe that stays open for the process,
-    which the per-test leak check must not count against a test."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    uvloop.run(asyncio.sleep(0))
-    return uvloop
-
-
-@pytest.fixture(params=["asyncio", "uvloop"])
-def run(request: Any, uvloop_module: Any) -> Run:
-    """Run a coroutine to completion on a fresh event loop of each kind."""
-    if request.param == "uvloop":
-        if uvloop_module is None:
-            pytest.skip("uvloop is not installed")
-        return uvloop_module.run  # type: ignore[no-any-return]
-    return asyncio.run
 
 
 def client(transport: Any = None, **kwargs: Any) -> httpx.AsyncClient:

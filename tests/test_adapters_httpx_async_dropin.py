@@ -19,7 +19,7 @@ from roundtrip.adapters import HTTPXAsyncTransport
 
 from proxies import tls_handler
 from servers import keep_alive_handler, respond
-from test_adapters_httpx_async import client, closed_port, run, uvloop_module  # noqa: F401 (fixtures)
+from test_adapters_httpx_async import client, closed_port
 
 FAST = httpx.Timeout(5.0)
 EXCHANGE = [
