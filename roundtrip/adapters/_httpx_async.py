@@ -197,7 +197,7 @@ class _AsyncResponseStream(httpx.AsyncByteStream):
 
     __slots__ = ("_response", "_timer", "_request", "_events")
 
-    def __init__(self, response: Any, timer: Optional[PhaseTimer], request: httpx.Request,
+    def __init__(self, response: roundtrip.AsyncResponse, timer: Optional[PhaseTimer], request: httpx.Request,
                  events: Optional[AsyncEventTrace]) -> None:
         self._response = response
         self._timer = timer

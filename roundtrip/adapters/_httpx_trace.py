@@ -198,7 +198,7 @@ class EventTrace:
             step, self._step = self._step, None
             self.emit(f"http11.{step}.failed", {"exception": error})
 
-    def got_response(self, response: roundtrip.Response, headers: list[Any]) -> None:
+    def got_response(self, response: Any, headers: list[Any]) -> None:
         if self._step != "receive_response_headers":
             self._start("receive_response_headers")
         self._step = None
