@@ -155,7 +155,7 @@ class HTTPXAsyncTransport(httpx.AsyncBaseTransport):
                               extensions=response_extensions(response))
 
     async def aclose(self) -> None:
-        """Stop the timeout thread, and close the ``AsyncTransport``\\s this adapter made."""
+        """Stop the timeout thread, and close the AsyncTransports this adapter made."""
         self._watchdog.close()
         transports = list(self._sni_transports.values())
         self._sni_transports.clear()
