@@ -9,6 +9,8 @@ The protocol learns at once that the server closed an idle connection (``eof_rec
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -115,7 +117,33 @@ class AsyncConnection(asyncio.BufferedProtocol):
         return False
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
+        if exc is not None and self.mode == _PARSE and not self.eof:
+            self._salvage()
         self._end(exc)
+
+    def _salvage(self) -> None:
+        """A write failed (the server closed, or reset, the connection): take in what it sent
+        before, as the threaded transport would still read it. The loop stops reading a
+        connection once a write fails; a response that came first (413, say) is still in the
+        socket. Plain TCP only: a TLS connection's bytes need its TLS layer."""
+        transport = self.transport
+        if transport is None or transport.get_extra_info("sslcontext") is not None or transport.get_extra_info("ssl_object") is not None:
+            return
+        sock = transport.get_extra_info("socket")
+        fd = sock.fileno() if sock is not None else -1
+        if fd < 0:
+            return
+        try:
+            with socket.socket(fileno=os.dup(fd)) as copy:
+                copy.setblocking(False)
+                for _ in range(64):  # what the receive buffer holds, at most
+                    count = copy.recv_into(self.view)
+                    if not count:
+                        return
+                    self.received = True
+                    self.parser.feed(self.view[:count])  # type: ignore[union-attr]
+        except (OSError, Error):
+            return  # nothing more (EAGAIN, reset), or bytes the parser refuses: the reader says so
 
     def pause_writing(self) -> None:
         self.paused = True
@@ -197,7 +225,7 @@ class AsyncConnection(asyncio.BufferedProtocol):
 
     def write(self, data: Any) -> None:
         """Queue ``data`` on the transport, counting it in ``bytes_written``."""
-        if self.eof or self.transport is None:
+        if self.eof or self.transport is None or self.transport.is_closing():
             self.check()
             self.write_failed = True
             raise ConnectionResetError("connection closed by the server")

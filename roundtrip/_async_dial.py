@@ -12,12 +12,16 @@ import asyncio
 import socket
 import ssl
 import time
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, TypeVar
 
+from . import _dial, _speedups
 from ._dial_schedule import DialSchedule
-from ._errors import ConnectError, ConnectTimeout, Error, TLSError, TLSHandshakeTimeout
+from ._errors import ConnectError, ConnectTimeout, Error, ProxyError, TLSError, TLSHandshakeTimeout
+from ._handshake import Handshake, Resolve, Send
+from ._socks import socks5_handshake
 from ._tcp import Candidate, _candidate, _is_ip, _scope_id, _strerror
 from ._tls import tls_context
+from ._tunnel import connect_handshake
 from ._urls import join_host_port
 
 if TYPE_CHECKING:
@@ -26,6 +30,8 @@ if TYPE_CHECKING:
     from ._route import Route
 
 __all__ = ("connect_route", "Post", "HookFailed")
+
+_T = TypeVar("_T")
 
 Post = Callable[..., None]  # post(hook_name, *args): run a trace hook now, on the loop
 
@@ -167,31 +173,37 @@ async def open_socket(loop: asyncio.AbstractEventLoop, host: str, port: int, opt
     return await _race(loop, candidates, options.connect_timeout, post)
 
 
-async def attach(loop: asyncio.AbstractEventLoop, sock: socket.socket, make_conn: Callable[[], AsyncConnection], options: Options, post: Post, tls_hostname: Optional[str]) -> AsyncConnection:
-    """Hand ``sock`` to the loop with a new connection protocol, TLS first when ``tls_hostname``
-    is given (the handshake within ``tls_handshake_timeout``). Closes ``sock`` on failure."""
+_Factory = Callable[[], asyncio.BaseProtocol]
+
+
+async def attach(loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol: _Factory, options: Options, post: Post, tls_hostname: Optional[str]) -> tuple[asyncio.BaseTransport, Any]:
+    """Hand ``sock`` to the loop with a new ``protocol()``, TLS first when ``tls_hostname`` is
+    given (the handshake within ``tls_handshake_timeout``). Closes ``sock`` on failure."""
     if tls_hostname is None:
         try:
-            _, conn = await loop.create_connection(make_conn, sock=sock)
+            return await loop.create_connection(protocol, sock=sock)
         except BaseException:
             sock.close()
             raise
-        return conn
+
+    async def handshake(context: ssl.SSLContext, timeout: Optional[float]) -> tuple[asyncio.BaseTransport, Any]:
+        return await loop.create_connection(protocol, sock=sock, ssl=context, server_hostname=tls_hostname, ssl_handshake_timeout=timeout)
+
+    return await _tls(handshake, options, post, sock.close)
+
+
+async def _tls(handshake: Callable[[ssl.SSLContext, Optional[float]], Awaitable[_T]], options: Options, post: Post, close: Callable[[], object]) -> _T:
+    """One TLS handshake with its trace events, timeout and errors (as ``_tls._handshake``
+    reports them); ``close()`` is called if it fails."""
     try:
         post("tls_handshake_start")
         context = tls_context(options)
-    except BaseException:
-        sock.close()
-        raise
-    timeout = options.tls_handshake_timeout
-    try:
-        connecting = loop.create_connection(make_conn, sock=sock, ssl=context, server_hostname=tls_hostname, ssl_handshake_timeout=timeout if timeout else None)
-        if timeout is None:
-            _, conn = await connecting
-        else:
-            _, conn = await asyncio.wait_for(connecting, timeout)
+        timeout = options.tls_handshake_timeout
+        # The loop's own bound is needed as well: without one, it waits 60 s at most.
+        connecting = handshake(context, timeout if timeout else None)
+        result = await (connecting if timeout is None else asyncio.wait_for(connecting, timeout))
     except BaseException as exc:
-        sock.close()
+        close()
         if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) and not isinstance(exc, Error):
             error: Error = TLSHandshakeTimeout("net/http: TLS handshake timeout")
         elif isinstance(exc, (ssl.SSLError, ssl.CertificateError, OSError, ValueError)) and not isinstance(exc, Error):
@@ -203,16 +215,128 @@ async def attach(loop: asyncio.AbstractEventLoop, sock: socket.socket, make_conn
     try:
         post("tls_handshake_done", None)
     except BaseException:
-        conn.close()
+        close()
         raise
-    return conn
+    return result
+
+
+class _Handshaking(asyncio.Protocol):
+    """The protocol of a connection while a proxy handshake runs on it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.buffer = bytearray()
+        self.eof = False
+        self.lost: Optional[BaseException] = None
+        self.waiter: Optional[asyncio.Future[None]] = None
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return False  # the transport closes; the handshake fails on what it was reading
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self.eof = True
+        self.lost = exc
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def receive(self, size: int, exact: bool, what: str) -> bytes:
+        while len(self.buffer) < (size if exact else 1):
+            if self.eof:
+                if self.lost is not None:
+                    raise ProxyError(f"{what}: {self.lost}")
+                if exact:
+                    raise ProxyError(f"{what} closed the connection during the handshake")
+                return b""
+            self.waiter = self.loop.create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
+
+
+async def _run_handshake(loop: asyncio.AbstractEventLoop, handshake: Handshake[_T], transport: asyncio.BaseTransport, protocol: _Handshaking, post: Post, what: str) -> _T:
+    """Drive a ``_handshake`` generator on the connection (``_dial.run_handshake`` on a loop)."""
+    try:
+        step = next(handshake)
+        while True:
+            if type(step) is Send:
+                if protocol.eof:
+                    raise ProxyError(f"{what}: {protocol.lost or 'connection closed'}")
+                transport.write(step.data)  # type: ignore[attr-defined]
+                step = handshake.send(b"")
+            elif type(step) is Resolve:
+                step = handshake.send((await lookup(loop, step.host, step.port, post))[0].sockaddr[0])
+            else:
+                step = handshake.send(await protocol.receive(step.size, step.exact, what))
+    except StopIteration as done:
+        result: _T = done.value  # what the generator returned
+        return result
+
+
+async def _handshake_bounded(loop: asyncio.AbstractEventLoop, handshake: Handshake[None], route: Route, transport: asyncio.BaseTransport, protocol: _Handshaking, post: Post, what: str) -> None:
+    """A proxy handshake; with no Context to bound it, at most ``_dial``'s limit (Go's dialConn)."""
+    running = _run_handshake(loop, handshake, transport, protocol, post, what)
+    if not route.unbounded:
+        await running
+        return
+    limit = _dial._UNBOUNDED_HANDSHAKE_LIMIT
+    try:
+        await asyncio.wait_for(running, limit)
+    except (asyncio.TimeoutError, TimeoutError) as exc:
+        if isinstance(exc, Error):
+            raise
+        raise ConnectTimeout(f"{what} did not answer within {limit:g} s") from None
 
 
 async def connect_route(loop: asyncio.AbstractEventLoop, route: Route, options: Options, post: Post, make_conn: Callable[[], AsyncConnection]) -> AsyncConnection:
-    """A connection ready for HTTP/1.1 to the origin (or to the proxy for absolute-form)."""
+    """A connection ready for HTTP/1.1 to the origin, or to the proxy for absolute-form
+    requests: TCP, the proxy's handshake, and TLS where the route needs them."""
     target = route.target
     proxy = route.proxy
     if proxy is None:
         sock = await open_socket(loop, target.dial_host, target.port, options, post)
-        return await attach(loop, sock, make_conn, options, post, target.host if target.scheme == "https" else None)
-    raise ConnectError(f"proxy {proxy.display}: proxies are not supported by AsyncTransport yet")
+        return (await attach(loop, sock, make_conn, options, post, target.host if target.scheme == "https" else None))[1]  # type: ignore[no-any-return]
+    sock = await open_socket(loop, proxy.dial_host, proxy.port, options, post)
+    if route.absolute_form:
+        return (await attach(loop, sock, make_conn, options, post, proxy.host if proxy.scheme == "https" else None))[1]  # type: ignore[no-any-return]
+    if proxy.scheme in ("socks5", "socks5h"):
+        # socks5: the name is resolved here (socks5h leaves it to the proxy).
+        handshake = socks5_handshake(target.host, target.port, proxy.username, proxy.password, resolve=proxy.scheme == "socks5")
+        what = f"SOCKS5 proxy {proxy.display}"
+    else:
+        handshake = connect_handshake(target, proxy, options.max_response_header_bytes, _speedups.impl, what := f"proxy {proxy.display}")
+    handshaking = _Handshaking(loop)
+    transport, _ = await attach(loop, sock, lambda: handshaking, options, post, proxy.host if proxy.scheme == "https" else None)
+    try:
+        await _handshake_bounded(loop, handshake, route, transport, handshaking, post, what)
+        conn = make_conn()
+        transport.set_protocol(conn)
+        conn.connection_made(transport)
+    except BaseException:
+        transport.abort()  # type: ignore[attr-defined]
+        raise
+    if target.scheme != "https":
+        return conn
+    # TLS to the origin inside the tunnel; over an https proxy, TLS inside TLS.
+
+    async def handshake_inside(context: ssl.SSLContext, timeout: Optional[float]) -> asyncio.BaseTransport:
+        inner = await loop.start_tls(transport, conn, context, server_hostname=target.host, ssl_handshake_timeout=timeout)
+        if inner is None:
+            raise ConnectError(f"{what}: the connection closed during the TLS handshake")
+        return inner
+
+    inner = await _tls(handshake_inside, options, post, transport.abort)  # type: ignore[attr-defined]
+    conn.connection_made(inner)
+    return conn
