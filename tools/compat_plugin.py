@@ -11,8 +11,8 @@ Loaded with ``-p compat_plugin``; configured through the environment:
   ``https://``. Nothing of the suite's files is edited.
 - ``ROUNDTRIP_COMPAT_RESULTS=PATH``: where to write ``{"outcomes": {nodeid: outcome},
   "async": [nodeid, ...]}``: each test's outcome (``passed``, ``failed``, ``skipped``,
-  ``xfailed``, ``xpassed``, ``error``) and which tests are coroutines (httpx's async half,
-  run by anyio's pytest plugin on asyncio).
+  ``xfailed``, ``xpassed``, ``error``) and which tests belong to httpx's async half (coroutines,
+  run by anyio's pytest plugin on asyncio, and plain tests parametrized with ``httpx.AsyncClient``).
 - ``ROUNDTRIP_COMPAT_EXCLUDE=PATH``: node ids (one per line, ``#`` comments) deselected in
   both runs, such as tests that need the internet.
 
@@ -96,11 +96,21 @@ def pytest_collection_modifyitems(config: Any, items: list) -> None:
             dropped.append(item)
             continue
         kept.append(item)
-        if coroutine:
+        if coroutine or _uses_async_client(params):
             _async.add(item.nodeid)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+
+
+def _uses_async_client(params: Any) -> bool:
+    """A plain test parametrized with ``httpx.AsyncClient`` (httpx runs some sync checks,
+    such as proxy selection, once per client class) belongs to the async half too."""
+    if params is None:
+        return False
+    import httpx
+
+    return any(value is httpx.AsyncClient for value in params.params.values())
 
 
 def pytest_runtest_logreport(report: Any) -> None:
