@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ._route import PoolKey
     from ._trace import Trace
 
-__all__ = ("AsyncConnection", "send_request", "await_final_head", "RAW_HIGH_WATER")
+__all__ = ("AsyncConnection", "write_whole", "send_body", "read_head", "await_final_head", "RAW_HIGH_WATER")
 
 # The exchange's head logic reads nothing of a connection but its ``trace``: it serves both.
 _next_answer: Callable[[Any, "Parser", bool], _Answer] = _head_events
@@ -77,6 +77,7 @@ class AsyncConnection(asyncio.BufferedProtocol):
         self.fed_eof = False
         self.trace: Optional[Trace] = None
         self.context: Optional[Context] = None
+        self.guard: Any = None  # the request's deadline and cancel watch, while it reads the body
         self.orphans: Optional[deque[AsyncConnection]] = None  # where a dropped response leaves it
         self.on_idle_lost: Optional[Callable[[AsyncConnection], None]] = None
         self.tls_version: Optional[str] = None
@@ -288,12 +289,13 @@ def _events(conn: AsyncConnection, parser: Parser, awaiting_continue: bool) -> _
     return _next_answer(conn, parser, awaiting_continue)
 
 
-async def _read_head(conn: AsyncConnection, parser: Parser, awaiting_continue: bool = False) -> _Answer:
+async def read_head(conn: AsyncConnection, parser: Parser, awaiting_continue: bool = False) -> _Answer:
     """Wait for a final head (or ``_CONTINUE``); the attempt fails if the connection ends first."""
     while True:
-        answer = _events(conn, parser, awaiting_continue)
-        if answer is not None:
-            return answer
+        if conn.received or conn.eof:  # nothing to parse before the first byte comes
+            answer = _events(conn, parser, awaiting_continue)
+            if answer is not None:
+                return answer
         if conn.eof:
             conn.check()
             lost = conn.lost
@@ -306,23 +308,40 @@ async def _read_head(conn: AsyncConnection, parser: Parser, awaiting_continue: b
                 parser.feed_eof()
                 continue
             raise AttemptFailed(io_error(conn, ConnectionResetError("connection closed by the server")), conn.failure_reason())
-        await conn.wait()
+        # conn.wait() inlined: a step of every request.
+        waiter = conn.waiter = conn.loop.create_future()
+        try:
+            await waiter
+        finally:
+            conn.waiter = None
+        if conn.stopped is not None:
+            raise conn.stopped
 
 
-async def send_request(conn: AsyncConnection, prepared: PreparedRequest, parser: Parser, pieces: Callable[[], Any]) -> Optional[ResponseHead]:
-    """Write head and body (``pieces()`` is the body's async iterator of wire pieces); return a
-    final head that arrived while writing, or None. Mirrors ``_connection._write_request``."""
-    trace = prepared.trace
+def write_whole(conn: AsyncConnection, prepared: PreparedRequest) -> bool:
+    """Write a request with no body or a small one in one ``transport.write``; False (nothing
+    written) when the body needs ``send_body``."""
     body = prepared.body
+    if body is None:
+        conn.write(prepared.head)
+    elif body.data is not None and len(body.data) <= _COALESCE_LIMIT and not prepared.expect_continue:
+        conn.write(prepared.head + body.data if len(body.data) else prepared.head)
+    else:
+        return False
+    trace = prepared.trace
+    if trace is not None:
+        if trace.wrote_headers is not None:
+            trace.wrote_headers()
+        if trace.wrote_request is not None:
+            trace.wrote_request(None)
+    return True
+
+
+async def send_body(conn: AsyncConnection, prepared: PreparedRequest, parser: Parser, pieces: Callable[[], Any]) -> Optional[ResponseHead]:
+    """Write the head, then the body (``pieces()``: its wire pieces, an async iterator); return
+    a final head that arrived while writing, or None. Mirrors ``_connection._write_request``."""
+    trace = prepared.trace
     head = prepared.head
-    if body is None or (body.data is not None and len(body.data) <= _COALESCE_LIMIT and not prepared.expect_continue):
-        conn.write(head + body.data if body is not None and len(body.data) else head)  # type: ignore[operator, arg-type]
-        if trace is not None:
-            if trace.wrote_headers is not None:
-                trace.wrote_headers()
-            if trace.wrote_request is not None:
-                trace.wrote_request(None)
-        return None
     conn.write(head)
     if trace is not None and trace.wrote_headers is not None:
         trace.wrote_headers()
@@ -373,7 +392,7 @@ async def _await_continue(conn: AsyncConnection, prepared: PreparedRequest, pars
     timeout = prepared.options.expect_continue_timeout
     if timeout is None or timeout <= 0:
         return None
-    task = asyncio.ensure_future(_read_head(conn, parser, awaiting_continue=True))
+    task = asyncio.ensure_future(read_head(conn, parser, awaiting_continue=True))
     try:
         done, _ = await asyncio.wait((task,), timeout=timeout)
     except BaseException:
@@ -394,9 +413,9 @@ async def await_final_head(conn: AsyncConnection, prepared: PreparedRequest, par
     """Read the final head once the request is written, bounded by ``response_header_timeout``."""
     limit = prepared.options.response_header_timeout
     if limit is None:
-        return await _read_head(conn, parser)  # type: ignore[return-value]
+        return await read_head(conn, parser)  # type: ignore[return-value]
     handle = conn.loop.call_later(limit, conn.stop, ResponseHeaderTimeout("timeout awaiting response headers"))
     try:
-        return await _read_head(conn, parser)  # type: ignore[return-value]
+        return await read_head(conn, parser)  # type: ignore[return-value]
     finally:
         handle.cancel()

@@ -20,6 +20,7 @@ from ._errors import ConnectError, ConnectTimeout, Error, ProxyError, TLSError, 
 from ._handshake import Handshake, Resolve, Send
 from ._socks import socks5_handshake
 from ._tcp import Candidate, _candidate, _is_ip, _scope_id, _strerror
+from ._async_tls import MemoryTLS, loop_layers_tls
 from ._tls import tls_context
 from ._tunnel import connect_handshake
 from ._urls import join_host_port
@@ -44,6 +45,11 @@ class HookFailed(Exception):
         self.error = error
 
 
+async def _resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> list[Any]:
+    """The loop's resolver (a module attribute so that tests can stand in for DNS)."""
+    return await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+
+
 async def lookup(loop: asyncio.AbstractEventLoop, host: str, port: int, post: Post) -> list[Candidate]:
     """``_tcp.lookup`` with the loop's resolver."""
     if _is_ip(host):
@@ -53,7 +59,7 @@ async def lookup(loop: asyncio.AbstractEventLoop, host: str, port: int, post: Po
         return [Candidate(socket.AF_INET6, (address, port, 0, _scope_id(host, zone, port) if zone else 0), host)]
     post("dns_start", host)
     try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = await _resolve(loop, host, port)
     except OSError as exc:
         error = ConnectError(f"dial tcp: lookup {host}: {exc}")
         post("dns_done", [], error)
@@ -331,7 +337,13 @@ async def connect_route(loop: asyncio.AbstractEventLoop, route: Route, options: 
         return conn
     # TLS to the origin inside the tunnel; over an https proxy, TLS inside TLS.
 
+    layered = proxy.scheme != "https" or loop_layers_tls(loop, transport)
+
     async def handshake_inside(context: ssl.SSLContext, timeout: Optional[float]) -> asyncio.BaseTransport:
+        if not layered:
+            memory = MemoryTLS(transport, conn, context, target.host)  # type: ignore[arg-type]
+            await memory.handshake()
+            return memory  # type: ignore[return-value]
         inner = await loop.start_tls(transport, conn, context, server_hostname=target.host, ssl_handshake_timeout=timeout)
         if inner is None:
             raise ConnectError(f"{what}: the connection closed during the TLS handshake")

@@ -41,6 +41,7 @@ class AsyncPool:
         self.orphans = self._state.orphans
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self._timer: Optional[asyncio.TimerHandle] = None
+        self._dialing: set[AsyncWant] = set()  # wants whose dial task runs
 
     def take_idle(self, key: PoolKey) -> Optional[AsyncConnection]:
         """The most recently used idle connection for ``key``, marked active, or None."""
@@ -69,6 +70,7 @@ class AsyncPool:
 
     def dial_finished(self, want: AsyncWant, conn: Optional[AsyncConnection], error: Optional[BaseException]) -> None:
         want.task = None
+        self._dialing.discard(want)
         self._step(self._state.dial_finished, want, conn, error, time.monotonic())
 
     def release(self, conn: AsyncConnection, reusable: bool) -> bool:
@@ -78,6 +80,8 @@ class AsyncPool:
         if state.orphans:
             state.settle_orphans()
         kept = state.release(conn, reusable, time.monotonic())
+        if state.went_idle and self._timer is not None:
+            state.went_idle = False  # the timer set expires it after the others
         outbox = state.outbox
         if outbox.dials or outbox.wake or outbox.close or state.went_idle:
             self._step(_nothing)
@@ -99,6 +103,15 @@ class AsyncPool:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    async def stop_late_dials(self) -> None:
+        """Cancel the dials no request waits for any more (served first by a returned
+        connection) and let them end: what they would bring is closed anyway."""
+        tasks = [want.task for want in self._dialing if want.task is not None and not want.pending]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
 
     def stats(self) -> dict[str, dict[str, int]]:
         # May be called from any thread: a step of the loop's may change the tables meanwhile.
@@ -133,6 +146,7 @@ class AsyncPool:
         for waiter in actions.dials:
             assert self.loop is not None
             waiter.task = self.loop.create_task(waiter.dial(waiter))
+            self._dialing.add(waiter)
         for conn in actions.close:
             conn.close()
 

@@ -2,7 +2,7 @@
 (Content-Length, chunked, until close, none) read from an ``AsyncConnection``, and gzip
 decoded by ``_response_body.GzipBody`` fed asynchronously.
 
-Each body hands its connection back exactly once (``finish(reusable)``): when it ends,
+Each body hands its connection back exactly once (``finish(conn, reusable)``): when it ends,
 before the read that reached the end returns, or when it is closed, fails or is cancelled.
 """
 
@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, AsyncIterator, Callable, Optional, Union
 
+from ._connection import response_facts
 from ._errors import Error, IncompleteBody, ProtocolError, ResponseClosed
 from ._events import CHUNKED, UNTIL_CLOSE
+from ._framing import frame_response
 from ._headers import Headers
 from ._models import Response
 from ._request_body import CHUNK
@@ -22,15 +24,18 @@ if TYPE_CHECKING:
     from ._events import Parser, ResponseHead
     from ._models import Request
 
-__all__ = ("AsyncResponse", "build_response")
+__all__ = ("AsyncResponse", "build_response", "Finish")
+
+# finish(conn, reusable): the transport takes the connection back (the body ended, or not).
+Finish = Callable[["AsyncConnection", bool], None]
 
 
 class _AsyncBody:
-    """A body read from a connection; ``finish(reusable)`` is called exactly once."""
+    """A body read from a connection; ``finish(conn, reusable)`` is called exactly once."""
 
     __slots__ = ("_conn", "_finish", "_done", "conn_reused", "bytes_written")
 
-    def __init__(self, conn: AsyncConnection, finish: Callable[[bool], None]) -> None:
+    def __init__(self, conn: AsyncConnection, finish: Finish) -> None:
         self._conn = conn
         self._finish = finish
         self._done = False
@@ -40,7 +45,7 @@ class _AsyncBody:
     def _end(self, reusable: bool) -> None:
         if not self._done:
             self._done = True
-            self._finish(reusable)
+            self._finish(self._conn, reusable)
 
     def close(self) -> None:
         # Closing before the end closes the connection: it is not drained.
@@ -91,10 +96,26 @@ class _FixedLengthBody(_AsyncBody):
 
     __slots__ = ("_remaining", "_reusable")
 
-    def __init__(self, conn: AsyncConnection, finish: Callable[[bool], None], length: int, reusable: bool) -> None:
-        super().__init__(conn, finish)
+    def __init__(self, conn: AsyncConnection, finish: Finish, length: int, reusable: bool) -> None:
+        # _AsyncBody.__init__ inlined: a step of most responses.
+        self._conn = conn
+        self._finish = finish
+        self._done = False
+        self.conn_reused = conn.reused
+        self.bytes_written = conn.bytes_written
         self._remaining = length
         self._reusable = reusable
+
+    def arrived(self) -> Optional[bytes]:
+        """The whole body when it has all arrived, in one piece (a small response), else None:
+        read with no wait and no copy."""
+        conn = self._conn
+        if conn.raw_size != self._remaining or len(conn.raw) != 1 or self._done:
+            return None
+        data = conn.raw.popleft()
+        conn.raw_size = self._remaining = 0
+        self._end(self._reusable and not conn.eof)
+        return data
 
     async def _read(self, amt: Optional[int]) -> bytes:
         conn = self._conn
@@ -156,7 +177,7 @@ class _ChunkedBody(_AsyncBody):
 
     __slots__ = ("_parser", "_trailers", "_pending", "_reusable")
 
-    def __init__(self, conn: AsyncConnection, finish: Callable[[bool], None], parser: Parser, trailers: Headers, reusable: bool) -> None:
+    def __init__(self, conn: AsyncConnection, finish: Finish, parser: Parser, trailers: Headers, reusable: bool) -> None:
         super().__init__(conn, finish)
         self._parser = parser
         self._trailers = trailers
@@ -324,6 +345,10 @@ class AsyncResponse:
         if body is None:
             assert self._sync is not None
             return self._sync.read(amt)
+        if (amt is None or amt < 0) and type(body) is _FixedLengthBody:
+            data = body.arrived()
+            if data is not None:
+                return data
         try:
             return await body.read(amt)
         except Error as exc:
@@ -360,52 +385,33 @@ class AsyncResponse:
         return f"<AsyncResponse [{self.status_code} {self.reason}]>"
 
 
-def build_response(conn: AsyncConnection, request: Request, method: str, close_after: bool, gzip_requested: bool, parser: Parser, head: ResponseHead, finish: Callable[[bool], None]) -> AsyncResponse:
-    """The response for ``head``, its body framed as ``_connection`` frames it (RFC 9112 §6.3)."""
-    from ._connection import _declared_length, response_facts
-
-    fields = head.headers
-    keeps_alive, gzipped, has_length = response_facts(head.http_version, fields)
-    reusable = not close_after and head.status_code != 101 and keeps_alive
-    length = head.body_length
+def build_response(conn: AsyncConnection, request: Request, method: str, close_after: bool, gzip_requested: bool, parser: Parser, head: ResponseHead, finish: Finish) -> AsyncResponse:
+    """The response for ``head``, its body framed as ``_framing`` decides (RFC 9112 §6.3)."""
+    framing = frame_response(head, response_facts(head.http_version, head.headers), method, close_after, gzip_requested)
+    reusable = framing.reusable
+    length = framing.length
     response = AsyncResponse.__new__(AsyncResponse)
     response.status_code = head.status_code
     response.reason = head.reason
     response.http_version = head.http_version
     response.request = request
-    response.uncompressed = False
+    response.uncompressed = framing.gunzip
     response.trailers = Headers()
     response.closed = False
+    response.content_length = framing.content_length
+    response.headers = Headers._from_list(framing.fields)
     response._sync = None
     body: AsyncBody
     if length == CHUNKED:
-        if has_length:
-            # RFC 9112 §6.3: chunked framing overrides Content-Length (Go's fixLength drops it).
-            fields = [field for field in fields if field[0].lower() != "content-length"]
         body = _ChunkedBody(conn, finish, parser, response.trailers, reusable)
-        response.content_length = None
     else:
         conn.raw_mode(parser.take_unparsed())
         if length == UNTIL_CLOSE:
             body = _UntilCloseBody(conn, finish)
-            response.content_length = None
         elif length == 0:
             body = _EmptyBody(conn, finish)
-            response.content_length = 0
-            if method == "HEAD":
-                response.content_length = _declared_length(fields)
             body._end(reusable and not conn.raw)
         else:
             body = _FixedLengthBody(conn, finish, length, reusable)
-            response.content_length = length
-    response.headers = Headers._from_list(fields)
-    if gzipped and gzip_requested and length != 0:
-        # Go's transparent gzip: the caller sees the decoded body and no encoding headers.
-        body = _GzipBody(body)
-        for name in ("Content-Encoding", "Content-Length"):
-            if name in response.headers:
-                del response.headers[name]
-        response.content_length = None
-        response.uncompressed = True
-    response._body = body
+    response._body = _GzipBody(body) if framing.gunzip else body
     return response

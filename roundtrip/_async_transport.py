@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Optional, Protocol, runtime_checkable
 
 from . import _speedups
-from ._async_connection import AsyncConnection, await_final_head, send_request
+from ._async_connection import AsyncConnection, await_final_head, read_head, send_body, write_whole
 from ._async_dial import HookFailed, connect_route
 from ._async_pool import AsyncPool, AsyncWant
 from ._async_response import AsyncResponse, build_response
@@ -130,7 +130,7 @@ class AsyncTransport:
         try:
             attempt = 0
             while True:
-                conn = await self._get_conn(prepared, guard)
+                conn = self._idle_conn(prepared) or await self._new_conn(prepared, guard)
                 try:
                     return await self._exchange(conn, prepared, guard)
                 except AttemptFailed as failed:
@@ -179,6 +179,7 @@ class AsyncTransport:
         self._check_loop(bind=False)
         self._closed = True
         self._pool.close()
+        await self._pool.stop_late_dials()
 
     async def __aenter__(self) -> AsyncTransport:
         return self
@@ -207,8 +208,8 @@ class AsyncTransport:
 
     # -- connections -------------------------------------------------------------------------
 
-    async def _get_conn(self, prepared: PreparedRequest, guard: Optional[_Guard]) -> AsyncConnection:
-        """An idle connection for the route, or the first of a returned one and a new dial."""
+    def _idle_conn(self, prepared: PreparedRequest) -> Optional[AsyncConnection]:
+        """Go's getConn up to the wait: an idle connection for the route, or None."""
         context = prepared.context
         if context is not None:
             if context.cancelled:
@@ -223,14 +224,18 @@ class AsyncTransport:
         while True:
             conn = pool.take_idle(key)
             if conn is None:
+                return None
+            if not conn.eof:
                 break
-            if conn.is_stale():
-                pool.discard(conn)
-                continue
-            if trace is not None and trace.got_conn is not None:
-                self._got_conn(trace.got_conn, conn, GotConnInfo(True, True, time.monotonic() - conn.idle_since, conn.tls_version))
-            return conn
-        want = pool.want(key, lambda want: self._dial(prepared, want))
+            pool.discard(conn)  # the server closed it a moment ago
+        if trace is not None and trace.got_conn is not None:
+            self._got_conn(trace.got_conn, conn, GotConnInfo(True, True, time.monotonic() - conn.idle_since, conn.tls_version))
+        return conn
+
+    async def _new_conn(self, prepared: PreparedRequest, guard: Optional[_Guard]) -> AsyncConnection:
+        """The first of a returned connection and a new dial (Go's late binding)."""
+        pool = self._pool
+        want = pool.want(prepared.route.key, lambda want: self._dial(prepared, want))
         if guard is not None:
             guard.want = want
         try:
@@ -240,13 +245,13 @@ class AsyncTransport:
             if conn is None:
                 assert want.error is not None
                 raise want.error
-            want.conn = None
         except BaseException:
             pool.abandon(want)
             raise
         finally:
             if guard is not None:
                 guard.want = None
+        trace = prepared.trace
         if trace is not None and trace.got_conn is not None:
             self._got_conn(trace.got_conn, conn, GotConnInfo(conn.reused, False, 0.0, conn.tls_version))
         return conn
@@ -303,9 +308,14 @@ class AsyncTransport:
             if guard.error is not None:
                 raise AttemptFailed(guard.error, None)
         try:
-            head = await send_request(conn, prepared, parser, lambda: _pieces(prepared.body))
+            head = None
+            if not write_whole(conn, prepared):
+                head = await send_body(conn, prepared, parser, lambda: _pieces(prepared.body))
             if head is None:
-                head = await await_final_head(conn, prepared, parser)
+                if prepared.options.response_header_timeout is None:
+                    head = await read_head(conn, parser)  # type: ignore[assignment]
+                else:
+                    head = await await_final_head(conn, prepared, parser)
         except AttemptFailed:
             raise
         except Error as exc:
@@ -313,16 +323,15 @@ class AsyncTransport:
         except OSError as exc:
             conn.check()
             raise AttemptFailed(_io_error(conn, exc), conn.failure_reason()) from None  # type: ignore[arg-type]
+        conn.guard = guard
+        return build_response(conn, prepared.request, prepared.method, prepared.close_after, prepared.gzip_requested, parser, head, self._finish)  # type: ignore[arg-type]
 
-        def finish(reusable: bool) -> None:
-            self._finish(conn, reusable, guard)
-
-        return build_response(conn, prepared.request, prepared.method, prepared.close_after, prepared.gzip_requested, parser, head, finish)
-
-    def _finish(self, conn: AsyncConnection, reusable: bool, guard: Optional[_Guard]) -> None:
+    def _finish(self, conn: AsyncConnection, reusable: bool) -> None:
         """The response body ended (``reusable``) or was abandoned: release the connection."""
         trace = conn.trace
+        guard = conn.guard
         if guard is not None:
+            conn.guard = None
             guard.release()
             if guard.error is not None:
                 reusable = False

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, Final, Literal, Optional, Union, ove
 from ._response_body import ChunkedBody, EmptyBody, FixedLengthBody, GzipBody, UntilCloseBody
 from ._errors import Cancelled, DeadlineExceeded, Error, ProtocolError, ResponseHeaderTimeout, ServerDisconnected, Timeout
 from ._events import CHUNKED, UNTIL_CLOSE
+from ._framing import frame_response
 from ._headers import Headers
 from ._models import Response
 from ._retry import retry_reason
@@ -465,62 +466,33 @@ def _await_final_head(conn: Connection, prepared: PreparedRequest, parser: Parse
 
 
 def _response(conn: Connection, prepared: PreparedRequest, parser: Parser, head: ResponseHead, finish: Callable[[Connection, bool], None]) -> Response:
-    fields = head.headers
-    keeps_alive, gzipped, has_length = response_facts(head.http_version, fields)
-    reusable = not prepared.close_after and head.status_code != 101 and keeps_alive
-    length = head.body_length
+    framing = frame_response(head, response_facts(head.http_version, head.headers), prepared.method, prepared.close_after, prepared.gzip_requested)
+    reusable = framing.reusable
+    length = framing.length
     response = Response.__new__(Response)
     response.status_code = head.status_code
     response.reason = head.reason
     response.http_version = head.http_version
     response.request = prepared.request
-    response.uncompressed = False
+    response.uncompressed = framing.gunzip
     response.trailers = Headers()
     response.closed = False
+    response.content_length = framing.content_length
+    response.headers = Headers._from_list(framing.fields)
 
     def done(reusable: bool) -> None:
         finish(conn, reusable)
 
     if length == CHUNKED:
-        if has_length:
-            # RFC 9112 §6.3: chunked framing overrides Content-Length, which then says
-            # nothing true about the body (Go's fixLength deletes it); a caller forwarding
-            # the headers must not forward it.
-            fields = [field for field in fields if field[0].lower() != "content-length"]
         body: Union[ChunkedBody, UntilCloseBody, EmptyBody, FixedLengthBody, GzipBody] = ChunkedBody(conn, done, parser, response.trailers, reusable)
-        response.content_length = None
     else:
         buffered = parser.take_unparsed()
         if length == UNTIL_CLOSE:
             body = UntilCloseBody(conn, done, buffered)
-            response.content_length = None
         elif length == 0:
             body = EmptyBody(conn, done)
-            response.content_length = 0
-            if prepared.method == "HEAD":
-                response.content_length = _declared_length(fields)
             body._end(reusable and not buffered)
         else:
             body = FixedLengthBody(conn, done, length, buffered, reusable)
-            response.content_length = length
-    response.headers = Headers._from_list(fields)
-    if gzipped and prepared.gzip_requested and length != 0:
-        # Go's transparent gzip: the caller sees the decoded body and no encoding headers.
-        body = GzipBody(body)
-        for name in ("Content-Encoding", "Content-Length"):
-            if name in response.headers:
-                del response.headers[name]
-        response.content_length = None
-        response.uncompressed = True
-    response._body = body
+    response._body = GzipBody(body) if framing.gunzip else body
     return response
-
-
-def _declared_length(fields: list[tuple[str, str]]) -> Optional[int]:
-    for field, value in fields:
-        if field.lower() == "content-length":
-            try:
-                return int(value.split(",")[0].strip())
-            except ValueError:
-                return None
-    return None

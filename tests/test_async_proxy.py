@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 import roundtrip
+import roundtrip._async_tls
 
 from aio import afetch
 from proxies import SocksRecord, socks_handler
@@ -113,7 +114,16 @@ def test_http_origin_through_an_https_proxy(run, server, atransport, tinyproxy, 
     assert tinyproxy.wait_for_log(f"GET http://127.0.0.1:{origin.port}/a HTTP/1.1")
 
 
-def test_https_origin_through_an_https_proxy_is_tls_inside_tls(run, server, atransport, certs, tls_front, tinyproxy):
+@pytest.fixture(params=["loop", "memory"])
+def layering(request, monkeypatch):
+    """TLS inside TLS by the loop's ``start_tls``, or by the in-memory layer (what asyncio
+    before 3.11 needs), forced here so that both run on every loop."""
+    if request.param == "memory":
+        monkeypatch.setattr(roundtrip._async_tls, "_FORCE_MEMORY_TLS", True)
+    return request.param
+
+
+def test_https_origin_through_an_https_proxy_is_tls_inside_tls(run, server, atransport, certs, tls_front, tinyproxy, layering):
     big = bytes(range(256)) * 4096  # 1 MiB: many TLS records through both layers
     origin = server(tls_handler_for(certs, big))
     front = tls_front(tinyproxy.port)
@@ -126,6 +136,30 @@ def test_https_origin_through_an_https_proxy_is_tls_inside_tls(run, server, atra
     assert recorder.args("tls_handshake_done") == [(None,), (None,)]  # proxy, then origin
     assert origin.received[1].body == payload
     assert origin.accepted == 1 and front.accepted == 1  # reused, both layers kept
+
+
+def test_tls_inside_tls_verifies_the_origin(run, server, atransport, certs, tls_front, tinyproxy, layering):
+    from proxies import Certificates
+
+    other = Certificates()  # the origin's certificate comes from a CA the client does not trust
+    origin = server(tls_handler_for(other, b"never"))
+    front = tls_front(tinyproxy.port)
+    t = atransport(proxy=roundtrip.proxy_url(front.url()), ssl_context=certs.client_context())
+    recorder = Recorder()
+    with pytest.raises(roundtrip.TLSError):
+        fetch_all(run, t, (origin.url("/", scheme="https"), {"trace": recorder.trace}))
+    done = recorder.args("tls_handshake_done")
+    assert done[0] == (None,) and isinstance(done[1][0], roundtrip.TLSError)
+
+
+def test_deadline_inside_tls_inside_tls(run, server, atransport, certs, tls_front, tinyproxy, layering):
+    from proxies import tls_handler
+
+    origin = server(tls_handler(certs.server_context(), lambda conn: (conn.read_request(), conn.wait_closed(5))))
+    front = tls_front(tinyproxy.port)
+    t = atransport(proxy=roundtrip.proxy_url(front.url()), ssl_context=certs.client_context())
+    with pytest.raises(roundtrip.DeadlineExceeded):
+        fetch_all(run, t, (origin.url("/", scheme="https"), {"context": roundtrip.Context(timeout=1.0)}))
 
 
 def tls_handler_for(certs, body):

@@ -19,6 +19,7 @@ CORE = (
     "_dial_schedule",
     "_errors",
     "_events",
+    "_framing",
     "_handshake",
     "_headers",
     "_messages",
