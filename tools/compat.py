@@ -12,15 +12,16 @@ It tests these released versions (their tests ship in the sdists):
 Steps: make a virtual environment under a temporary directory (or reuse ``--venv``), install
 both sdists with the test requirements their repositories pin, then run each suite twice from
 its unpacked sdist: once unmodified, once with roundtrip plugged in by ``tools/compat_plugin.py``
-(httpx's default transport and requests' default Session mounts replaced; no file of theirs is
-edited). roundtrip is the one this Python imports, made visible to the environment through a
+(httpx's default transports, sync and async, and requests' default Session mounts replaced; no
+file of theirs is edited). roundtrip is the one this Python imports, made visible to the environment through a
 symlink. Outcomes are compared test by test. A test whose outcome differs must be listed in
 ``tools/compat_expected.txt``, which may hold only tests that read httpcore's or urllib3's
 internals, each naming what it reads. Any other difference fails the job (exit status 1).
 
-httpx's async tests are deselected in both runs (roundtrip's httpx adapter is synchronous
-for now); tests that need the internet are deselected in both runs (``EXCLUDED`` below says
-why), as these machines reach only loopback.
+httpx's async tests (``httpx.AsyncClient``, ``httpx.AsyncHTTPTransport``) run on asyncio over
+``HTTPXAsyncTransport``, and their counts are reported apart from the sync tests'. Tests that
+need the internet are deselected in both runs (``EXCLUDED`` below says why), as these machines
+reach only loopback.
 """
 
 from __future__ import annotations
@@ -73,6 +74,10 @@ EXCLUDED = {
     "httpx": {
         # Both dial the real example.com through a proxy on the internet.
         "tests/client/test_proxies.py::test_sync_proxy_close": "needs the internet (example.com through a proxy)",
+        "tests/client/test_proxies.py::test_async_proxy_close[asyncio]": "needs the internet (example.com through a proxy)",
+        # Expects a connect to the black-hole address 10.255.255.1 to hang until the 1 µs
+        # connect timeout; without a route it fails at once instead.
+        "tests/test_timeouts.py::test_connect_timeout[asyncio]": "needs a route to 10.255.255.1",
     },
     "requests": {
         # These expect a connect to the black-hole address 10.255.255.1 to hang until the
@@ -84,9 +89,9 @@ EXCLUDED = {
     },
 }
 
-# What an expected difference may read: httpcore's or urllib3's insides behind the two classes
+# What an expected difference may read: httpcore's or urllib3's insides behind the three classes
 # roundtrip replaces, or whether httpcore was imported at all.
-INTERNALS = ("HTTPTransport._pool", "HTTPAdapter.poolmanager", "HTTPAdapter.proxy_manager",
+INTERNALS = ("HTTPTransport._pool", "AsyncHTTPTransport._pool", "HTTPAdapter.poolmanager", "HTTPAdapter.proxy_manager",
              "HTTPAdapter.init_poolmanager", "HTTPAdapter.get_connection", 'sys.modules["httpcore"]')
 
 RUN_TIMEOUT = 900  # seconds for one run of one suite
@@ -183,7 +188,8 @@ def start_run(python: Path, source: Path, name: str, plugged: bool, work: Path, 
     return process, results, log_path
 
 
-def finish(process: subprocess.Popen, results: Path, log_path: Path) -> dict[str, str]:
+def finish(process: subprocess.Popen, results: Path, log_path: Path) -> tuple[dict[str, str], set[str]]:
+    """The run's ``({nodeid: outcome}, {node ids of coroutine tests})``."""
     try:
         process.wait(RUN_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -195,7 +201,8 @@ def finish(process: subprocess.Popen, results: Path, log_path: Path) -> dict[str
         sys.exit(f"compat: {log_path.stem} wrote no results (exit status {process.returncode}):\n{tail}")
     summary = log_path.read_text(errors="replace").strip().splitlines()[-1:]
     log(f"done {log_path.stem}: {summary[0] if summary else '?'}")
-    return json.loads(results.read_text())
+    data = json.loads(results.read_text())
+    return data["outcomes"], set(data["async"])
 
 
 def load_expected(path: Path) -> dict[str, dict[str, tuple[str, str]]]:
@@ -226,7 +233,8 @@ def counts(outcomes: dict[str, str]) -> str:
     return ", ".join(f"{tally[key]} {key}" for key in sorted(tally)) or "nothing"
 
 
-def compare(name: str, plain: dict[str, str], plugged: dict[str, str], expected: dict[str, tuple[str, str]]) -> list[str]:
+def compare(name: str, plain: dict[str, str], plugged: dict[str, str], coroutines: set[str],
+            expected: dict[str, tuple[str, str]]) -> list[str]:
     unexpected = []
     seen_expected: dict[str, list[str]] = {}
     for nodeid in sorted(set(plain) | set(plugged)):
@@ -241,6 +249,11 @@ def compare(name: str, plain: dict[str, str], plugged: dict[str, str], expected:
     print(f"\n{name} {SUITES[name]['version']}")
     print(f"  unmodified:           {counts(plain)}")
     print(f"  roundtrip plugged in: {counts(plugged)}")
+    if coroutines:
+        for label, wanted in (("sync", False), ("async", True)):
+            part = {nodeid for nodeid in set(plain) | set(plugged) if (nodeid in coroutines) == wanted}
+            print(f"    {label + ' tests:':13s} unmodified {counts({k: plain[k] for k in part if k in plain})}; "
+                  f"plugged in {counts({k: plugged[k] for k in part if k in plugged})}")
     total = sum(len(ids) for ids in seen_expected.values())
     print(f"  expected differences: {total}")
     for attribute in sorted(seen_expected):
@@ -272,6 +285,7 @@ def main() -> int:
         names = args.suite or list(SUITES)
         sources = {name: unpack(sdists, work, name) for name in names}
         outcomes: dict[str, dict[str, dict[str, str]]] = {name: {} for name in names}
+        coroutines: dict[str, set[str]] = {name: set() for name in names}
         # requests' suite mostly waits (its servers pick free ports), so both its runs go
         # alongside httpx's; httpx's suite serves on the fixed port 8000, so its runs take turns.
         background = []
@@ -281,12 +295,14 @@ def main() -> int:
         if "httpx" in names:
             for plugged in (False, True):
                 process, results, log_path = start_run(python, sources["httpx"], "httpx", plugged, work, rt_path)
-                outcomes["httpx"]["plugged" if plugged else "plain"] = finish(process, results, log_path)
+                outcomes["httpx"]["plugged" if plugged else "plain"], found = finish(process, results, log_path)
+                coroutines["httpx"] |= found
         for name, plugged, process, results, log_path in background:
-            outcomes[name]["plugged" if plugged else "plain"] = finish(process, results, log_path)
+            outcomes[name]["plugged" if plugged else "plain"], found = finish(process, results, log_path)
+            coroutines[name] |= found
         unexpected = []
         for name in names:
-            unexpected += compare(name, outcomes[name]["plain"], outcomes[name]["plugged"], expected[name])
+            unexpected += compare(name, outcomes[name]["plain"], outcomes[name]["plugged"], coroutines[name], expected[name])
         print(f"\ntook {time.monotonic() - started:.0f} s")
         if unexpected:
             print("\nFAILED: differences not on the expected list (tools/compat_expected.txt):")

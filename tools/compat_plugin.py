@@ -5,16 +5,19 @@ Loaded with ``-p compat_plugin``; configured through the environment:
 
 - ``ROUNDTRIP_COMPAT_PLUG=1``: plug roundtrip in. ``httpx.HTTPTransport`` (the class
   ``httpx.Client`` builds its default and proxy transports from, and the one tests build
-  directly) becomes ``roundtrip.adapters.HTTPXTransport``; ``requests.Session`` mounts
-  ``roundtrip.adapters.RequestsAdapter`` for ``http://`` and ``https://``. Nothing of the
-  suite's files is edited.
-- ``ROUNDTRIP_COMPAT_RESULTS=PATH``: where to write ``{nodeid: outcome}`` (``passed``,
-  ``failed``, ``skipped``, ``xfailed``, ``xpassed``, ``error``).
+  directly) becomes ``roundtrip.adapters.HTTPXTransport``, and ``httpx.AsyncHTTPTransport``
+  (the same for ``httpx.AsyncClient``) becomes ``roundtrip.adapters.HTTPXAsyncTransport``;
+  ``requests.Session`` mounts ``roundtrip.adapters.RequestsAdapter`` for ``http://`` and
+  ``https://``. Nothing of the suite's files is edited.
+- ``ROUNDTRIP_COMPAT_RESULTS=PATH``: where to write ``{"outcomes": {nodeid: outcome},
+  "async": [nodeid, ...]}``: each test's outcome (``passed``, ``failed``, ``skipped``,
+  ``xfailed``, ``xpassed``, ``error``) and which tests belong to httpx's async half (coroutines,
+  run by anyio's pytest plugin on asyncio, and plain tests parametrized with ``httpx.AsyncClient``).
 - ``ROUNDTRIP_COMPAT_EXCLUDE=PATH``: node ids (one per line, ``#`` comments) deselected in
   both runs, such as tests that need the internet.
 
-Coroutine tests (httpx's async half) are deselected in both runs: roundtrip's httpx adapter
-is synchronous for now.
+A coroutine test that anyio would run on trio is deselected in both runs: roundtrip's
+``AsyncTransport`` is built on asyncio.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ _RESULTS_PATH = os.environ.get("ROUNDTRIP_COMPAT_RESULTS")
 _EXCLUDE_PATH = os.environ.get("ROUNDTRIP_COMPAT_EXCLUDE")
 
 _outcomes: dict[str, str] = {}
+_async: set[str] = set()
 
 
 def _plug_httpx() -> None:
@@ -39,10 +43,12 @@ def _plug_httpx() -> None:
         import httpx._client
     except ImportError:
         return
-    from roundtrip.adapters import HTTPXTransport
+    from roundtrip.adapters import HTTPXAsyncTransport, HTTPXTransport
 
     httpx.HTTPTransport = HTTPXTransport  # type: ignore[misc, assignment]
     httpx._client.HTTPTransport = HTTPXTransport  # type: ignore[misc, assignment]
+    httpx.AsyncHTTPTransport = HTTPXAsyncTransport  # type: ignore[misc, assignment]
+    httpx._client.AsyncHTTPTransport = HTTPXAsyncTransport  # type: ignore[misc, assignment]
 
 
 def _plug_requests() -> None:
@@ -83,14 +89,28 @@ def pytest_collection_modifyitems(config: Any, items: list) -> None:
     excluded = _excluded()
     kept, dropped = [], []
     for item in items:
-        function = getattr(item, "obj", None)
-        if item.nodeid in excluded or inspect.iscoroutinefunction(function):
+        coroutine = inspect.iscoroutinefunction(getattr(item, "obj", None))
+        params = getattr(item, "callspec", None)
+        on_trio = params is not None and params.params.get("anyio_backend") not in (None, "asyncio")
+        if item.nodeid in excluded or (coroutine and on_trio):
             dropped.append(item)
-        else:
-            kept.append(item)
+            continue
+        kept.append(item)
+        if coroutine or _uses_async_client(params):
+            _async.add(item.nodeid)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+
+
+def _uses_async_client(params: Any) -> bool:
+    """A plain test parametrized with ``httpx.AsyncClient`` (httpx runs some sync checks,
+    such as proxy selection, once per client class) belongs to the async half too."""
+    if params is None:
+        return False
+    import httpx
+
+    return any(value is httpx.AsyncClient for value in params.params.values())
 
 
 def pytest_runtest_logreport(report: Any) -> None:
@@ -112,4 +132,4 @@ def pytest_runtest_logreport(report: Any) -> None:
 def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
     if _RESULTS_PATH:
         with open(_RESULTS_PATH, "w", encoding="utf-8") as file:
-            json.dump(_outcomes, file, indent=0, sort_keys=True)
+            json.dump({"outcomes": _outcomes, "async": sorted(_async)}, file, indent=0, sort_keys=True)

@@ -1,9 +1,10 @@
 """Drop-in adapters that put roundtrip under httpx and requests.
 
     import httpx, requests
-    from roundtrip.adapters import HTTPXTransport, RequestsAdapter
+    from roundtrip.adapters import HTTPXAsyncTransport, HTTPXTransport, RequestsAdapter
 
     client = httpx.Client(transport=HTTPXTransport())
+    async_client = httpx.AsyncClient(transport=HTTPXAsyncTransport())
     session = requests.Session()
     session.mount("http://", RequestsAdapter())
     session.mount("https://", RequestsAdapter())
@@ -18,15 +19,17 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__all__ = ("HTTPXTransport", "RequestsAdapter")
+__all__ = ("HTTPXAsyncTransport", "HTTPXTransport", "RequestsAdapter")
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._httpx import HTTPXTransport
+    from ._httpx_async import HTTPXAsyncTransport
     from ._requests import RequestsAdapter
 
 # name -> (module that defines it, the library it needs, the extra that installs it)
 _LAZY = {
     "HTTPXTransport": ("._httpx", "httpx", "httpx"),
+    "HTTPXAsyncTransport": ("._httpx_async", "httpx", "httpx"),
     "RequestsAdapter": ("._requests", "requests", "requests"),
 }
 

@@ -14,9 +14,10 @@ import roundtrip
 from roundtrip import _messages
 from roundtrip._trace import HOOKS
 
-from ._httpx_options import RETRY_BACKOFF, check_versions, transport_options
+from ._httpx_options import RETRY_BACKOFF, UNSET, Dialer, adapter_setup
 from ._httpx_trace import EventTrace
-from ._timeouts import PHASE_NAMES, READ, WRITE, PhaseTimer, TimedFile, Watchdog, timed_chunks, timeout_phase
+from ._timeouts import (PHASE_NAMES, READ, WRITE, PhaseTimer, TimedFile, Watchdog, timed_async_chunks, timed_chunks,
+                        timeout_phase)
 
 __all__ = ("HTTPXTransport",)
 
@@ -26,13 +27,6 @@ _READ_SIZE = 65536
 _SMALL_BODY = 65536
 _from_list = roundtrip.Headers._from_list  # the fields are str already: no per-field checks
 _HTTP_VERSIONS = {"HTTP/1.1": b"HTTP/1.1", "HTTP/1.0": b"HTTP/1.0"}
-_UNSET: Any = object()
-# httpx.HTTPTransport's defaults
-_DEFAULTS: dict[str, Any] = {
-    "verify": True, "cert": None, "trust_env": True, "http1": True, "http2": False,
-    "limits": httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0),
-    "proxy": None, "uds": None, "local_address": None, "socket_options": None,
-}
 _TIMEOUT_ERRORS = (httpx.PoolTimeout, httpx.ConnectTimeout, httpx.WriteTimeout, httpx.ReadTimeout)
 
 
@@ -139,40 +133,26 @@ class HTTPXTransport(httpx.BaseTransport):
         self,
         transport: Optional[roundtrip.Transport] = None,
         *,
-        verify: Any = _UNSET,
-        cert: Any = _UNSET,
-        trust_env: Any = _UNSET,
-        http1: Any = _UNSET,
-        http2: Any = _UNSET,
-        limits: Any = _UNSET,
-        proxy: Any = _UNSET,
-        uds: Any = _UNSET,
-        local_address: Any = _UNSET,
-        retries: Any = _UNSET,
-        socket_options: Any = _UNSET,
+        verify: Any = UNSET,
+        cert: Any = UNSET,
+        trust_env: Any = UNSET,
+        http1: Any = UNSET,
+        http2: Any = UNSET,
+        limits: Any = UNSET,
+        proxy: Any = UNSET,
+        uds: Any = UNSET,
+        local_address: Any = UNSET,
+        retries: Any = UNSET,
+        socket_options: Any = UNSET,
     ) -> None:
         given = {name: value for name, value in (
             ("verify", verify), ("cert", cert), ("trust_env", trust_env), ("http1", http1), ("http2", http2),
             ("limits", limits), ("proxy", proxy), ("uds", uds), ("local_address", local_address),
             ("retries", retries), ("socket_options", socket_options),
-        ) if value is not _UNSET}
-        check_versions(given.get("http1", True), given.get("http2", False))  # even with a transport
+        ) if value is not UNSET}
+        self._options, self._retries = adapter_setup("HTTPXTransport", transport, given, Dialer)
         self._owned = transport is None
-        self._retries = int(given.pop("retries", 0))
-        if self._retries < 0:
-            raise ValueError("retries must be 0 or more")
-        if transport is not None:
-            if given:
-                raise ValueError(
-                    f"HTTPXTransport(transport=...) uses that Transport as it is: "
-                    f"{', '.join(sorted(given))} cannot change it (leave transport out to have one made)"
-                )
-            self._options: Optional[dict[str, Any]] = None
-            self._transport = transport
-        else:
-            settings = {**_DEFAULTS, **given}
-            self._options = transport_options(**settings)
-            self._transport = roundtrip.Transport(**self._options)
+        self._transport = transport if transport is not None else roundtrip.Transport(**self._options)  # type: ignore[arg-type]
         self._local_address = given.get("local_address")
         self._socket_options = given.get("socket_options")
         self._sni_transports: dict[tuple[str, int, str], roundtrip.Transport] = {}
@@ -192,21 +172,21 @@ class HTTPXTransport(httpx.BaseTransport):
         url = str(request.url)
         if sni_hostname:
             transport, url = self._sni_route(request.url, sni_hostname)
-        body, get_body = _request_body(request, timeouts)
-        headers = _from_list([(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw])
+        body, get_body = request_body(request)
+        headers = request_headers(request)
         retries_left = self._retries
         delay = 0.0
         while True:
-            timer = _timer_for(timeouts, self._watchdog)
+            timer = timer_for(timeouts, self._watchdog)
             events = self._events(callback, request, timeouts, sni_hostname) if callback is not None else None
             outgoing = roundtrip.Request(
                 request.method,
                 url,
                 headers,
-                _timed_body(body, timer),
+                timed_body(body, timer),
                 get_body=get_body,
                 context=timer.context if timer is not None else None,
-                trace=_trace(timer, events),
+                trace=combined_trace(timer, events),
             )
             try:
                 response = transport.round_trip(outgoing)
@@ -214,8 +194,8 @@ class HTTPXTransport(httpx.BaseTransport):
             except roundtrip.Error as exc:
                 if timer is not None:
                     timer.stop()
-                error = _httpx_error(exc, timer, request)
-                if retries_left > 0 and _retryable(exc, error, body):
+                error = httpx_error(exc, timer, request)
+                if retries_left > 0 and retryable(exc, error, body):
                     # httpcore's connect retries: nothing was sent; wait 0 s, 0.5 s, 1 s, ...
                     retries_left -= 1
                     time.sleep(delay)
@@ -230,18 +210,11 @@ class HTTPXTransport(httpx.BaseTransport):
                 raise
         if timer is not None:
             timer.pause()  # the body's clock runs only while httpx reads
-        fields = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers.items()]
+        fields = response_fields(response)
         if events is not None:
             events.got_response(response, fields)
-        return httpx.Response(
-            response.status_code,
-            headers=fields,
-            stream=_ResponseStream(response, timer, request, events),
-            extensions={
-                "http_version": _HTTP_VERSIONS.get(response.http_version) or response.http_version.encode("ascii", "replace"),
-                "reason_phrase": response.reason.encode("latin-1", "replace"),
-            },
-        )
+        return httpx.Response(response.status_code, headers=fields, stream=_ResponseStream(response, timer, request, events),
+                              extensions=response_extensions(response))
 
     def close(self) -> None:
         """Stop the timeout watchdog, and close the roundtrip Transports this adapter made."""
@@ -255,10 +228,8 @@ class HTTPXTransport(httpx.BaseTransport):
             self._transport.close()
 
     def _events(self, callback: Any, request: httpx.Request, timeouts: Any, sni_hostname: Any) -> EventTrace:
-        connect = timeouts.get("connect") if timeouts else None
-        options = self._options or {}
-        return EventTrace(callback, request, connect, options.get("ssl_context"),
-                          sni_hostname or request.url.host, self._local_address, self._socket_options)
+        return EventTrace.for_request(callback, request, timeouts, self._options, sni_hostname, self._local_address,
+                                      self._socket_options)
 
     def _sni_route(self, url: httpx.URL, sni_hostname: str) -> tuple[roundtrip.Transport, str]:
         """For the ``sni_hostname`` extension: a Transport whose connections go to the URL's
@@ -268,16 +239,14 @@ class HTTPXTransport(httpx.BaseTransport):
             raise NotImplementedError(
                 "the sni_hostname extension needs a Transport made by HTTPXTransport (leave transport out)"
             )
-        host = url.host
-        port = url.port or (443 if url.scheme == "https" else 80)
-        key = (host, port, sni_hostname)
+        key, target = sni_target(url, sni_hostname)
         with self._lock:
             transport = self._sni_transports.get(key)
             if transport is None:
                 options = dict(self._options)
-                options["dial"] = _Redirected(host, port, options.get("dial"))
+                options["dial"] = _Redirected(key[0], key[1], options.get("dial"))
                 transport = self._sni_transports[key] = roundtrip.Transport(**options)
-        return transport, str(url.copy_with(host=sni_hostname))
+        return transport, target
 
 
 class _Redirected:
@@ -344,7 +313,7 @@ class _ResponseStream(httpx.SyncByteStream):
         except roundtrip.Error as exc:
             if timer is not None:
                 timer.stop()
-            error = _httpx_error(exc, timer, self._request)
+            error = httpx_error(exc, timer, self._request)
             if events is not None:
                 events.fail(error)
             raise error from exc
@@ -360,7 +329,37 @@ class _ResponseStream(httpx.SyncByteStream):
             events.closed()
 
 
-def _timer_for(timeouts: Any, watchdog: Watchdog) -> Optional[PhaseTimer]:
+# -- shared with the asyncio adapter (no I/O here) ------------------------------------------------
+
+
+def request_headers(request: httpx.Request) -> roundtrip.Headers:
+    """The request's header fields as httpx built them, in order and spelling."""
+    return _from_list([(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw])
+
+
+def response_fields(response: Any) -> list[tuple[bytes, bytes]]:
+    """A roundtrip response's header fields as httpx takes them."""
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers.items()]
+
+
+def response_extensions(response: Any) -> dict[str, Any]:
+    """The extensions httpcore gives an HTTP/1.1 response: its version and reason phrase."""
+    return {
+        "http_version": _HTTP_VERSIONS.get(response.http_version) or response.http_version.encode("ascii", "replace"),
+        "reason_phrase": response.reason.encode("latin-1", "replace"),
+    }
+
+
+def sni_target(url: httpx.URL, sni_hostname: str) -> tuple[tuple[str, int, str], str]:
+    """For the ``sni_hostname`` extension: ``((host, port, sni_hostname), url)``, where the
+    connection goes to ``host:port`` and the request is sent to ``url``, which names
+    ``sni_hostname`` (the ``Host`` header httpx set still names the URL's host)."""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return (url.host, port, sni_hostname), str(url.copy_with(host=sni_hostname))
+
+
+def timer_for(timeouts: Any, watchdog: Watchdog) -> Optional[PhaseTimer]:
+    """A ``PhaseTimer`` for httpx's ``timeout`` extension, or ``None`` if it sets no limit."""
     if not timeouts:
         return None
     limits = (timeouts.get("pool"), timeouts.get("connect"), timeouts.get("write"), timeouts.get("read"))
@@ -369,7 +368,7 @@ def _timer_for(timeouts: Any, watchdog: Watchdog) -> Optional[PhaseTimer]:
     return PhaseTimer(watchdog, limits)
 
 
-def _trace(timer: Optional[PhaseTimer], events: Optional[EventTrace]) -> Optional[roundtrip.Trace]:
+def combined_trace(timer: Optional[PhaseTimer], events: Optional[EventTrace]) -> Optional[roundtrip.Trace]:
     """The request's ``Trace``: the timer's hooks, the trace extension's, or both."""
     if events is None:
         return timer.trace if timer is not None else None
@@ -392,7 +391,7 @@ def _both(first: Any, second: Any) -> Any:
     return hook
 
 
-def _request_body(request: httpx.Request, timeouts: Any) -> tuple[Any, Any]:
+def request_body(request: httpx.Request) -> tuple[Any, Any]:
     """The body for roundtrip and its ``get_body`` (``None`` lets roundtrip decide)."""
     try:
         content = request.content  # bytes content, or a stream the caller has read
@@ -401,18 +400,21 @@ def _request_body(request: httpx.Request, timeouts: Any) -> tuple[Any, Any]:
     return (content or None), None
 
 
-def _timed_body(body: Any, timer: Optional[PhaseTimer]) -> Any:
-    """``body``, with each piece handed to roundtrip restarting the write clock."""
+def timed_body(body: Any, timer: Optional[PhaseTimer]) -> Any:
+    """``body``, with each piece handed to roundtrip restarting the write clock (an
+    ``httpx.AsyncByteStream`` stays asynchronous)."""
     if body is None or timer is None or timer.limits[WRITE] is None:
         return body
     if isinstance(body, bytes):
         if len(body) > _SMALL_BODY:
             return TimedFile(io.BytesIO(body), timer)  # seekable: roundtrip can replay it
         return body
+    if isinstance(body, httpx.AsyncByteStream) and not isinstance(body, httpx.SyncByteStream):
+        return timed_async_chunks(body, timer)
     return timed_chunks(body, timer)
 
 
-def _retryable(exc: roundtrip.Error, error: Exception, body: Any) -> bool:
+def retryable(exc: roundtrip.Error, error: Exception, body: Any) -> bool:
     """httpcore retries establishing a connection (connect errors and timeouts), not a
     refusal by a proxy; a body that cannot be sent twice is not retried."""
     if not isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout)) or isinstance(exc, roundtrip.ProxyError):
@@ -422,7 +424,7 @@ def _retryable(exc: roundtrip.Error, error: Exception, body: Any) -> bool:
     return body is None or isinstance(body, bytes)
 
 
-def _httpx_error(exc: roundtrip.Error, timer: Optional[PhaseTimer], request: httpx.Request) -> Exception:
+def httpx_error(exc: roundtrip.Error, timer: Optional[PhaseTimer], request: httpx.Request) -> Exception:
     """The httpx exception for a roundtrip error (see the table of ``HTTPXTransport``)."""
     message = str(exc)
     phase = timeout_phase(exc, timer)

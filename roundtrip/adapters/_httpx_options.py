@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from typing import Any, Iterable, Optional
 from urllib.parse import quote
@@ -10,10 +11,37 @@ import httpx
 
 import roundtrip
 
-__all__ = ("transport_options", "check_versions", "Dialer", "proxy_text")
+__all__ = ("adapter_setup", "transport_options", "check_versions", "Dialer", "AsyncDialer", "proxy_text")
 
 # httpcore's connect retries wait 0 s, then 0.5 s, doubling (its exponential_backoff, factor 0.5).
 RETRY_BACKOFF = 0.5
+UNSET: Any = object()
+# The defaults of httpx.HTTPTransport and httpx.AsyncHTTPTransport (they share them).
+DEFAULTS: dict[str, Any] = {
+    "verify": True, "cert": None, "trust_env": True, "http1": True, "http2": False,
+    "limits": httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0),
+    "proxy": None, "uds": None, "local_address": None, "socket_options": None,
+}
+
+
+def adapter_setup(adapter: str, transport: Any, given: dict[str, Any], dial: type) -> tuple[Optional[dict[str, Any]], int]:
+    """``(options, retries)`` for an adapter named ``adapter`` from its constructor arguments:
+    the given ``transport`` (then ``options`` is ``None``) or the ``roundtrip`` options that
+    mean what the httpx arguments in ``given`` mean, with ``dial`` (``Dialer`` or
+    ``AsyncDialer``) for ``uds``, ``local_address`` and ``socket_options``."""
+    given = dict(given)
+    check_versions(given.get("http1", True), given.get("http2", False), adapter)  # even with a transport
+    retries = int(given.pop("retries", 0))
+    if retries < 0:
+        raise ValueError("retries must be 0 or more")
+    if transport is not None:
+        if given:
+            raise ValueError(
+                f"{adapter}(transport=...) uses that Transport as it is: "
+                f"{', '.join(sorted(given))} cannot change it (leave transport out to have one made)"
+            )
+        return None, retries
+    return transport_options(**{**DEFAULTS, **given}, dial=dial, adapter=adapter), retries
 
 
 def transport_options(
@@ -28,9 +56,12 @@ def transport_options(
     uds: Optional[str],
     local_address: Optional[str],
     socket_options: Optional[Iterable[Any]],
+    dial: type = None,  # type: ignore[assignment]
+    adapter: str = "HTTPXTransport",
 ) -> dict[str, Any]:
-    """Keyword arguments of ``roundtrip.Transport`` that mean what httpx's arguments mean."""
-    check_versions(http1, http2)
+    """Keyword arguments of ``roundtrip.Transport`` (or ``AsyncTransport``, with ``dial`` set to
+    ``AsyncDialer``) that mean what httpx's arguments mean."""
+    check_versions(http1, http2, adapter)
     options: dict[str, Any] = {
         "disable_compression": True,  # httpx decodes Content-Encoding itself
         # httpx.create_ssl_context is what httpx.HTTPTransport uses: same CA bundle (certifi),
@@ -38,15 +69,15 @@ def transport_options(
         "ssl_context": httpx.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env),
         # httpx.HTTPTransport never reads proxy variables itself: httpx.Client does, and mounts
         # a transport made with proxy=... for them. Without proxy= it always goes direct.
-        "proxy": _FixedProxy(proxy_text(proxy)) if proxy is not None else None,
+        "proxy": _FixedProxy(proxy_text(proxy, adapter)) if proxy is not None else None,
     }
     options.update(_limits(limits))
     if uds is not None or local_address is not None or socket_options is not None:
-        options["dial"] = Dialer(uds, local_address, list(socket_options) if socket_options is not None else None)
+        options["dial"] = (dial or Dialer)(uds, local_address, list(socket_options) if socket_options is not None else None)
     return options
 
 
-def check_versions(http1: bool, http2: bool) -> None:
+def check_versions(http1: bool, http2: bool, adapter: str = "HTTPXTransport") -> None:
     """Refuse what cannot be spoken: HTTP/1.1 is the only version this transport speaks."""
     # http2=True next to http1=True lets the connection use HTTP/2 where the server agrees;
     # HTTP/1.1 is always an allowed outcome, and the only one this transport reaches. Without
@@ -54,10 +85,14 @@ def check_versions(http1: bool, http2: bool) -> None:
     if not http1:
         if http2:
             raise NotImplementedError(
-                "HTTPXTransport speaks HTTP/1.1 only: http1=False, http2=True (HTTP/2 only) needs "
-                "httpx.HTTPTransport; with http1=True, http2=True is accepted and HTTP/1.1 is used"
+                f"{adapter} speaks HTTP/1.1 only: http1=False, http2=True (HTTP/2 only) needs "
+                f"httpx.{_HTTPX_CLASS.get(adapter, 'HTTPTransport')}; with http1=True, http2=True is accepted and HTTP/1.1 is used"
             )
-        raise ValueError("HTTPXTransport needs http1=True: HTTP/1.1 is the only version it speaks")
+        raise ValueError(f"{adapter} needs http1=True: HTTP/1.1 is the only version it speaks")
+
+
+# the httpx class each adapter stands in for
+_HTTPX_CLASS = {"HTTPXTransport": "HTTPTransport", "HTTPXAsyncTransport": "AsyncHTTPTransport"}
 
 
 def _limits(limits: httpx.Limits) -> dict[str, Any]:
@@ -81,14 +116,14 @@ def _limits(limits: httpx.Limits) -> dict[str, Any]:
     return options
 
 
-def proxy_text(proxy: Any) -> str:
+def proxy_text(proxy: Any, adapter: str = "HTTPXTransport") -> str:
     """A proxy URL for ``roundtrip.proxy_url`` from httpx's ``proxy=`` (a str, ``httpx.URL``
     or ``httpx.Proxy``), its credentials in the userinfo; checked as httpx checks it."""
     if not isinstance(proxy, httpx.Proxy):
         proxy = httpx.Proxy(url=proxy)  # raises ValueError for a scheme httpx does not proxy
     extra = [name for name in proxy.headers if name.lower() != "proxy-authorization"]
     if extra:
-        raise NotImplementedError(f"HTTPXTransport cannot send extra proxy headers ({', '.join(extra)})")
+        raise NotImplementedError(f"{adapter} cannot send extra proxy headers ({', '.join(extra)})")
     url = proxy.url
     # httpx hands a socks5:// proxy the host name to resolve (httpcore's SOCKS proxy sends the
     # domain name); roundtrip spells that socks5h://.
@@ -166,3 +201,39 @@ class Dialer:
     def _apply_options(self, sock: socket.socket) -> None:
         for option in self.socket_options:
             sock.setsockopt(*option)
+
+
+class AsyncDialer(Dialer):
+    """``Dialer`` for an ``AsyncTransport``: the same choices, connecting without blocking the
+    event loop (a cancel or deadline cancels the connect)."""
+
+    async def __call__(self, host: str, port: int, timeout: Optional[float]) -> socket.socket:  # type: ignore[override]
+        loop = asyncio.get_running_loop()
+        if self.uds is not None:
+            targets: list[tuple[Any, ...]] = [(socket.AF_UNIX, socket.SOCK_STREAM, 0, "", self.uds)]
+        else:
+            targets = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        source = (self.local_address, 0) if self.local_address is not None and self.uds is None else None
+        last: Optional[OSError] = None
+        for family, kind, proto, _, address in targets:
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setblocking(False)
+                self._apply_options(sock)
+                if source is not None:
+                    sock.bind(source)
+                try:
+                    await asyncio.wait_for(loop.sock_connect(sock, address), timeout)
+                except asyncio.TimeoutError as exc:  # not an OSError before Python 3.11
+                    raise socket.timeout(f"connect to {address} timed out") from exc
+                if family != socket.AF_UNIX:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError as exc:  # TimeoutError included: the next address gets its own timeout
+                sock.close()
+                last = exc
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+        raise last if last is not None else OSError(f"no address for {host}")

@@ -21,18 +21,28 @@ event                                      ``info`` of ``.started``             
 
 A step that fails gives ``.failed`` with ``{"exception": exc}`` instead of ``.complete``. The
 streams answer ``get_extra_info("server_addr")``; roundtrip's hooks do not hand out the TLS
-object, so ``get_extra_info("ssl_object")`` is ``None``. roundtrip reports no connect steps
+object, so ``get_extra_info("ssl_object")`` is ``None``.
+
+Under ``httpx.AsyncClient`` the callback is usually a coroutine function, and httpcore awaits
+each event before going on. roundtrip's hooks are plain calls on the event loop's thread, so
+``AsyncEventTrace`` calls the callback there and awaits what it returns at the adapter's next
+step (when the response head has arrived or the request has failed, around each body read, at
+close): every event is delivered, in order, but an event from inside the round trip is awaited
+a little later than httpcore would await it. roundtrip reports no connect steps
 around a custom ``dial`` (``uds``, ``local_address``, ``socket_options``), so those
 connections give no ``connection.*`` events.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+import inspect
+from typing import Any, Awaitable, Callable, Optional, TypeVar
 
 import roundtrip
 
-__all__ = ("EventTrace",)
+__all__ = ("EventTrace", "AsyncEventTrace")
+
+_T = TypeVar("_T", bound="EventTrace")
 
 
 class _Stream:
@@ -68,6 +78,15 @@ class EventTrace:
         self._server_addr: Any = None
         self._tls = False
         self._step: Optional[str] = None  # the http11 step that has started and not completed
+
+    @classmethod
+    def for_request(cls: type[_T], callback: Callable[[str, dict[str, Any]], Any], request: Any, timeouts: Any,
+                    options: Optional[dict[str, Any]], sni_hostname: Optional[str], local_address: Optional[str],
+                    socket_options: Any) -> _T:
+        """The events of one httpx request sent with a Transport made with ``options``."""
+        connect = timeouts.get("connect") if timeouts else None
+        ssl_context = (options or {}).get("ssl_context")
+        return cls(callback, request, connect, ssl_context, sni_hostname or request.url.host, local_address, socket_options)
 
     def hooks(self) -> dict[str, Callable[..., Any]]:
         return {
@@ -179,7 +198,7 @@ class EventTrace:
             step, self._step = self._step, None
             self.emit(f"http11.{step}.failed", {"exception": error})
 
-    def got_response(self, response: roundtrip.Response, headers: list[Any]) -> None:
+    def got_response(self, response: Any, headers: list[Any]) -> None:
         if self._step != "receive_response_headers":
             self._start("receive_response_headers")
         self._step = None
@@ -197,3 +216,36 @@ class EventTrace:
     def closed(self) -> None:
         self.emit("http11.response_closed.started", {})
         self.emit("http11.response_closed.complete", {"return_value": None})
+
+
+class AsyncEventTrace(EventTrace):
+    """``EventTrace`` for ``httpx.AsyncClient``: a callback's coroutines are kept in order and
+    awaited by ``flush()``; ``discard()`` closes those never awaited (the request was cancelled)."""
+
+    __slots__ = ("_pending",)
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._pending: list[Awaitable[Any]] = []
+
+    def emit(self, name: str, info: dict[str, Any]) -> None:
+        result = self.callback(name, info)
+        if inspect.isawaitable(result):
+            self._pending.append(result)
+
+    async def flush(self) -> None:
+        """Await the callback's coroutines, oldest first."""
+        while self._pending:
+            pending = self._pending.pop(0)
+            try:
+                await pending
+            except BaseException:
+                self.discard()
+                raise
+
+    def discard(self) -> None:
+        pending, self._pending = self._pending, []
+        for awaitable in pending:
+            close = getattr(awaitable, "close", None)
+            if close is not None:
+                close()  # no "never awaited" warning for an event nobody will see

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, AsyncIterable, AsyncIterator, Iterable, Iterator, Optional
 
 import roundtrip
 
-__all__ = ("POOL", "CONNECT", "WRITE", "READ", "PhaseTimer", "Watchdog", "timeout_phase", "TimedFile", "timed_chunks")
+__all__ = ("POOL", "CONNECT", "WRITE", "READ", "PhaseTimer", "Watchdog", "timeout_phase", "TimedFile", "timed_chunks",
+           "timed_async_chunks")
 
 POOL, CONNECT, WRITE, READ = 0, 1, 2, 3
 PHASE_NAMES = ("pool", "connect", "write", "read")
@@ -213,6 +214,20 @@ def timed_chunks(chunks: Iterable[Any], timer: PhaseTimer) -> Iterator[Any]:
         try:
             chunk = next(iterator)
         except StopIteration:
+            timer.progress()
+            return
+        timer.progress()
+        yield chunk
+
+
+async def timed_async_chunks(chunks: AsyncIterable[Any], timer: PhaseTimer) -> AsyncIterator[Any]:
+    """``timed_chunks`` for an asynchronous body."""
+    iterator = chunks.__aiter__()
+    while True:
+        timer.pause()
+        try:
+            chunk = await iterator.__anext__()
+        except StopAsyncIteration:
             timer.progress()
             return
         timer.progress()
