@@ -42,15 +42,46 @@ def pytest_configure(config: Any) -> None:
     config.addinivalue_line("markers", "once(impl): run under one implementation parameter only (default c)")
 
 
+# Modules whose tests never reach the threaded transport's exchange (parsers, validation, proxy
+# choice, the asyncio transport and its adapter, the package's own checks): under ``c-general``
+# they would repeat ``c`` exactly, so that parameter is deselected there.
+_ONE_COMPILED_PATH = frozenset(
+    {
+        "test_speedups_parity.py",
+        "test_parser_differential.py",
+        "test_response_build.py",
+        "test_fuzz_parsers.py",
+        "test_headers.py",
+        "test_validation.py",
+        "test_proxy_env.py",
+        "test_dial_schedule.py",
+        "test_core.py",
+        "test_typing.py",
+        "test_distribution.py",
+        "test_docs_complete.py",
+        "test_bench.py",
+    }
+)
+
+
+def _one_compiled_path(item: Any) -> bool:
+    name = item.path.name
+    return name in _ONE_COMPILED_PATH or name.startswith(("test_async_", "test_adapters_httpx_async"))
+
+
 def pytest_collection_modifyitems(config: Any, items: list) -> None:
     """Tests that cover both implementations by themselves (the differential tests compare the
-    twins; the bench runs both) run once: their other parameter is deselected, not skipped."""
+    twins; the bench runs both) run once: their other parameter is deselected, not skipped.
+    Tests that never reach the compiled exchange skip ``c-general`` the same way."""
     kept, dropped = [], []
     for item in items:
         marker = item.get_closest_marker("once")
         wanted = marker.kwargs.get("impl", "c") if marker else ("c" if "twins" in item.fixturenames else None)
         params = getattr(item, "callspec", None)
-        if wanted and params is not None and params.params.get("impl") not in (None, wanted):
+        impl = params.params.get("impl") if params is not None else None
+        if wanted and params is not None and impl not in (None, wanted):
+            dropped.append(item)
+        elif impl == "c-general" and _one_compiled_path(item):
             dropped.append(item)
         else:
             kept.append(item)
