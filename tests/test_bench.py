@@ -19,8 +19,10 @@ import pytest
 
 import roundtrip
 from roundtrip._bench import main as bench_main
-from roundtrip._bench.aclients import _FloorProtocol
+from roundtrip._bench.aclients import HTTPXNullAsyncClient, HTTPXRoundtripAsyncClient, _FloorProtocol
+from roundtrip._bench.scenarios import SCENARIOS
 from roundtrip._bench.targets import evaluate
+from servers import ScriptedServer, keep_alive_handler
 
 # The bench runs each implementation in processes of its own: one parameter is enough.
 pytestmark = pytest.mark.once(impl="py")
@@ -179,6 +181,129 @@ def test_targets_against_every_peer_name_the_peer_that_comes_closest():
     uv = targets["uvloop, 64 tasks GET 13 B: req/s vs every peer"]
     assert (uv["ratio"], uv["against"], uv["met"]) == (9 / 8, "aiohttp", True)
     assert targets["asyncio, 64 tasks GET 13 B: req/s vs every peer"]["met"] is None
+
+
+ADAPTER_TARGET = "CPU per request, {lib}+roundtrip − {lib}+nothing vs roundtrip-c"
+
+
+def test_adapter_targets_subtract_the_librarys_own_cost_run_by_run():
+    clients = {
+        "roundtrip-c": {"role": "roundtrip", "loop": None},
+        "httpx+roundtrip": {"role": "adapter", "loop": None},
+        "httpx+nothing": {"role": "cost", "loop": None},
+        "requests+roundtrip": {"role": "adapter", "loop": None},
+        "roundtrip-c@uvloop": {"role": "roundtrip", "loop": "uvloop"},
+        "httpx+roundtrip@uvloop": {"role": "adapter", "loop": "uvloop"},
+        "httpx+nothing@uvloop": {"role": "cost", "loop": "uvloop"},
+        "httpx+nothing@asyncio": {"role": "cost", "loop": "asyncio"},
+        "httpx@uvloop": {"role": "peer", "loop": "uvloop"},
+    }
+    results = {
+        "small": {
+            "roundtrip-c": _cell(30, 40, 30),
+            "httpx+roundtrip": _cell(100, 120, 90),
+            "httpx+nothing": _cell(60, 60, 60),
+            "requests+roundtrip": _cell(300, 300, 300),  # requests+nothing not measured
+        },
+        "async64-small": {
+            "roundtrip-c@uvloop": _cell(20, 20, 20),
+            "httpx+roundtrip@uvloop": _cell(120, 125, 130),
+            "httpx+nothing@uvloop": _cell(100, 100, 100),
+            "httpx+nothing@asyncio": _cell(1, 1, 1),  # another loop's: not subtracted
+            "httpx@uvloop": _cell(1000, 1000, 1000),
+        },
+    }
+    targets = {t["target"]: t for t in evaluate({"results": results, "clients": clients})}
+    httpx = targets["GET 13 B: " + ADAPTER_TARGET.format(lib="httpx")]
+    # Per run: (100-60)/30, (120-60)/40, (90-60)/30; the median is 4/3.
+    assert httpx["ratio"] == pytest.approx(4 / 3) and httpx["bound"] == "<= 1.30" and httpx["met"] is False
+    assert httpx["against"] is None
+    requests = targets["GET 13 B: " + ADAPTER_TARGET.format(lib="requests")]
+    assert (requests["ratio"], requests["met"]) == (None, None)
+    uv = targets["uvloop, 64 tasks GET 13 B: " + ADAPTER_TARGET.format(lib="httpx")]
+    assert uv["ratio"] == pytest.approx(25 / 20) and uv["met"] is True
+    assert targets["asyncio, 64 tasks GET 13 B: " + ADAPTER_TARGET.format(lib="httpx")]["met"] is None
+    # The adapter and the do-nothing transport are not peers: httpx alone decides.
+    assert targets["uvloop, 64 tasks GET 13 B: req/s vs every peer"]["against"] == "httpx"
+
+
+def test_the_adapter_targets_cover_both_adapters_blocking_and_httpx_async_under_every_loop():
+    from roundtrip._bench.registry import LOOPS
+    from roundtrip._bench.targets import TARGETS
+
+    adapter = {(t.scenario, t.client, t.minus, t.reference, t.bound) for t in TARGETS if t.minus is not None}
+    expected = {(s, f"{lib}+roundtrip", f"{lib}+nothing", "roundtrip-c", 1.3) for s in ("small", "post") for lib in ("httpx", "requests")}
+    expected |= {
+        (name, f"httpx+roundtrip@{loop}", f"httpx+nothing@{loop}", f"roundtrip-c@{loop}", 1.3)
+        for loop in LOOPS
+        for name, scenario in SCENARIOS.items()
+        if scenario.is_async
+    }
+    assert adapter == expected
+
+
+def test_async_httpx_over_roundtrip_sends_every_request_and_over_nothing_replays_one_recording():
+    pytest.importorskip("httpx")
+    server = ScriptedServer(keep_alive_handler(b"Hello, World!", [("Content-Type", "text/plain")]))
+
+    async def main() -> "tuple[list[tuple[int, int]], list[tuple[int, int]], str]":
+        seen = []
+        for cls in (HTTPXRoundtripAsyncClient, HTTPXNullAsyncClient):
+            client = cls("127.0.0.1", server.port)
+            await client.open()
+            try:
+                call = await client.bind("GET", "/small", None)
+                post = await client.bind("POST", "/post", b"x" * 1024)
+                seen.append([await call(), await call(), await post(), await call()])
+                version = client.version()
+            finally:
+                await client.aclose()
+        return seen[0], seen[1], version
+
+    try:
+        over_roundtrip, over_nothing, version = asyncio.run(main())
+    finally:
+        server.close()
+    assert over_roundtrip == over_nothing == [(200, 13)] * 4
+    # Four through roundtrip, then one GET and one POST recorded: nothing else left the process.
+    assert [r.head.split(b" ", 2)[:2] for r in server.received] == [
+        [b"GET", b"/small"], [b"GET", b"/small"], [b"POST", b"/post"], [b"GET", b"/small"], [b"GET", b"/small"], [b"POST", b"/post"],
+    ]
+    assert version.endswith(", do-nothing transport")
+
+
+def test_async_adapter_rows_and_every_adapter_target_show_in_a_run(tmp_path):
+    pytest.importorskip("httpx")
+    pytest.importorskip("requests")
+    out, report = _bench(
+        tmp_path,
+        "--clients", "roundtrip-c", "httpx+roundtrip", "httpx+nothing", "requests+roundtrip", "requests+nothing",
+        "--scenarios", "small", "async-small", "async64-small",
+        hide=("uvloop",),
+    )
+    assert report["errors"] == []
+    assert set(report["results"]["small"]) == {"raw", "roundtrip-c", "httpx+roundtrip", "httpx+nothing", "requests+roundtrip", "requests+nothing"}
+    for scenario in ("async-small", "async64-small"):
+        assert set(report["results"][scenario]) == {"raw@asyncio", "roundtrip-c@asyncio", "httpx+roundtrip@asyncio", "httpx+nothing@asyncio"}
+    assert report["clients"]["httpx+roundtrip@asyncio"]["role"] == "adapter"
+    assert report["clients"]["httpx+nothing@asyncio"]["role"] == "cost"
+    assert re.search(r"^\| +\| asyncio \| httpx\+roundtrip +\|", out, re.M)
+    assert re.search(r"^\| +\| asyncio \| httpx\+nothing +\|", out, re.M)
+    assert "  httpx+roundtrip [" in out and "]: httpx.AsyncClient over roundtrip.adapters.HTTPXAsyncTransport, pool of 64" in out
+    assert re.search(r"^  httpx\+nothing \[[^]]*, do-nothing transport\]: httpx.AsyncClient over a do-nothing transport", out, re.M)
+
+    targets = {target["target"]: target for target in report["targets"]}
+    measured = [
+        "GET 13 B: " + ADAPTER_TARGET.format(lib="httpx"),
+        "GET 13 B: " + ADAPTER_TARGET.format(lib="requests"),
+        "asyncio, async GET 13 B: " + ADAPTER_TARGET.format(lib="httpx"),
+        "asyncio, 64 tasks GET 13 B: " + ADAPTER_TARGET.format(lib="httpx"),
+    ]
+    for name in measured:
+        assert targets[name]["ratio"] is not None and targets[name]["met"] is not None, name
+        assert re.search(rf"^  {re.escape(name)} +target <= 1\.30 +measured +-?\d+\.\d\d  (met|not met)$", out, re.M), name
+    unmeasured = "uvloop, async GET 13 B: " + ADAPTER_TARGET.format(lib="httpx")
+    assert targets[unmeasured]["met"] is None
 
 
 BENCH_COMMAND = re.compile(r"^\s*(?:\$ )?(?:pip install [^&\n]*&& )?roundtrip bench\b([^\n#`]*)", re.M)

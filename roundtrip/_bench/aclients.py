@@ -1,5 +1,6 @@
 """The asyncio clients: the raw-protocol floor, roundtrip's ``AsyncTransport``, aiohttp,
-``httpx.AsyncClient``, and the async APIs of pyreqwest, rnet and curl_cffi. Each is built inside
+``httpx.AsyncClient`` (alone, over roundtrip's adapter, and over a do-nothing transport that shows
+httpx's own cost), and the async APIs of pyreqwest, rnet and curl_cffi. Each is built inside
 the running loop (the worker picks the loop: asyncio's own or uvloop) and used in its fastest
 documented way: one client for all tasks, a pool large enough for every task to keep its
 connection, the whole body read.
@@ -19,6 +20,8 @@ __all__ = (
     "RoundtripAsyncClient",
     "AiohttpAsyncClient",
     "HTTPXAsyncClient",
+    "HTTPXRoundtripAsyncClient",
+    "HTTPXNullAsyncClient",
     "PyreqwestAsyncClient",
     "RnetAsyncClient",
     "CurlCffiAsyncClient",
@@ -186,7 +189,13 @@ class HTTPXAsyncClient(AsyncClient):
 
     async def open(self) -> None:
         httpx = self.httpx = library("httpx")
-        self.client = httpx.AsyncClient(limits=httpx.Limits(max_connections=TASKS, max_keepalive_connections=TASKS))
+        self.client = httpx.AsyncClient(**self._client_options())
+
+    def _limits(self) -> Any:
+        return self.httpx.Limits(max_connections=TASKS, max_keepalive_connections=TASKS)
+
+    def _client_options(self) -> dict[str, Any]:
+        return {"limits": self._limits()}
 
     def version(self) -> str:
         return str(self.httpx.__version__)
@@ -203,6 +212,55 @@ class HTTPXAsyncClient(AsyncClient):
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+class HTTPXRoundtripAsyncClient(HTTPXAsyncClient):
+    """``httpx.AsyncClient(transport=roundtrip.adapters.HTTPXAsyncTransport(limits=...))``, the
+    same pool limits as the httpx peer (the adapter turns them into roundtrip's idle pool)."""
+
+    def _client_options(self) -> dict[str, Any]:
+        from roundtrip import adapters
+
+        if not hasattr(adapters, "HTTPXAsyncTransport"):
+            raise ImportError("this roundtrip has no adapters.HTTPXAsyncTransport")
+        return {"transport": adapters.HTTPXAsyncTransport(limits=self._limits())}
+
+    def version(self) -> str:
+        import roundtrip
+
+        return f"{self.httpx.__version__} + roundtrip {roundtrip.__version__} ({roundtrip.IMPLEMENTATION})"
+
+
+class HTTPXNullAsyncClient(HTTPXAsyncClient):
+    """``httpx.AsyncClient`` over a transport that sends nothing: it answers each request with the
+    server's recorded response (status, headers, body), so what is left is httpx's own cost.
+
+    The recording is one blocking exchange per (method, path), made during the warm-up. The
+    transport never waits, so with many tasks each runs its requests without handing the loop
+    to the others; the CPU per request is still httpx's alone."""
+
+    def _client_options(self) -> dict[str, Any]:
+        from .clients import Replies
+
+        httpx = self.httpx
+        replies = Replies(self.host, self.port)
+
+        class NullAsyncTransport(httpx.AsyncBaseTransport):  # type: ignore[misc, name-defined]  # httpx is a run-time local
+            async def handle_async_request(self, request: Any) -> Any:
+                path = request.url.raw_path.decode("ascii")
+                content = await request.aread() if request.method == "POST" else None
+                status, reason, headers, data = replies.get(request.method, path, content)
+                return httpx.Response(
+                    status,
+                    headers=headers,
+                    stream=httpx.ByteStream(data),
+                    extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason.encode("latin-1")},
+                )
+
+        return {"transport": NullAsyncTransport()}
+
+    def version(self) -> str:
+        return f"{self.httpx.__version__}, do-nothing transport"
 
 
 class PyreqwestAsyncClient(AsyncClient):

@@ -24,6 +24,7 @@ __all__ = (
     "HTTPXRoundtripClient",
     "HTTPXNullClient",
     "RequestsNullClient",
+    "Replies",
 )
 
 
@@ -290,8 +291,9 @@ def _recorded_response(host: str, port: int, method: str, path: str, body: Optio
         conn.close()
 
 
-class _Replies:
-    """The server's answer to each (method, path), recorded once, for the do-nothing clients."""
+class Replies:
+    """The server's answer to each (method, path), recorded once, for the do-nothing clients
+(the blocking ones here, httpx's asyncio one in ``aclients.py``)."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
@@ -311,7 +313,7 @@ class HTTPXNullClient(HTTPXClient):
     def _client_options(self) -> dict[str, Any]:
         import httpx
 
-        replies = _Replies(self.host, self.port)
+        replies = Replies(self.host, self.port)
 
         class NullTransport(httpx.BaseTransport):
             def handle_request(self, request: Any) -> Any:
@@ -340,7 +342,7 @@ class RequestsNullClient(RequestsClient):
         from requests.structures import CaseInsensitiveDict
         from requests.utils import get_encoding_from_headers
 
-        replies = _Replies(self.host, self.port)
+        replies = Replies(self.host, self.port)
 
         class NullAdapter(requests.adapters.BaseAdapter):  # type: ignore[name-defined, misc]  # requests is a run-time local
             def send(self, request: Any, stream: bool = False, timeout: Any = None, verify: Any = True,

@@ -62,6 +62,8 @@ ASYNC_REGISTRY: tuple[ClientInfo, ...] = (
     ClientInfo("pyreqwest", "aclients:PyreqwestAsyncClient", ("pyreqwest",), {}, {}, "pyreqwest Client (http1_only), its own Rust runtime", "peer"),
     ClientInfo("rnet", "aclients:RnetAsyncClient", ("rnet",), {}, {}, "rnet.Client(http1_only=True), its own Rust runtime", "peer"),
     ClientInfo("curl_cffi", "aclients:CurlCffiAsyncClient", ("curl_cffi",), {}, {}, "curl_cffi AsyncCurl, one Curl handle per task", "peer"),
+    ClientInfo("httpx+roundtrip", "aclients:HTTPXRoundtripAsyncClient", ("httpx", "roundtrip:AsyncTransport", "roundtrip.adapters:HTTPXAsyncTransport"), _C, {}, "httpx.AsyncClient over roundtrip.adapters.HTTPXAsyncTransport, pool of 64", "adapter"),
+    ClientInfo("httpx+nothing", "aclients:HTTPXNullAsyncClient", ("httpx",), {}, {}, "httpx.AsyncClient over a do-nothing transport (replays a recorded response): httpx's own cost", "cost"),
 )
 
 BY_NAME = {info.name: info for info in REGISTRY}

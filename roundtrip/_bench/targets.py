@@ -2,7 +2,9 @@
 
 A target compares roundtrip with a reference in one scenario: the raw floor (of the same event
 loop for the async scenarios), its own other implementation, or every peer (then the closest
-peer decides, and is named).
+peer decides, and is named). An adapter target compares what roundtrip under httpx or requests
+costs beyond the library's own cost (the library over a do-nothing transport, measured in the
+same run) with roundtrip's own cost: the adapter may add at most 30%.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class Target(NamedTuple):
     metric: str  # "cpu_us" or "rate"
     comparison: str  # "<=" or ">="
     bound: float
+    minus: Optional[str] = None  # a client whose metric is subtracted from ``client``'s, run by run
 
 
 def _blocking_targets() -> list[Target]:
@@ -43,7 +46,19 @@ def _blocking_targets() -> list[Target]:
         Target("GET 1 MiB: CPU per request vs every peer (the lowest)", "1m", "roundtrip-c", PEERS, "cpu_us", "<=", 1.0),
         Target("GET 13 B: pure Python's CPU per request vs compiled", "small", "roundtrip-py", "roundtrip-c", "cpu_us", ">=", 3.0),
     ]
+    for scenario in ("small", "post"):
+        for library in ("httpx", "requests"):
+            out.append(_adapter_target(SCENARIOS[scenario].label, scenario, library, ""))
     return out
+
+
+def _adapter_target(label: str, scenario: str, library: str, at: str) -> Target:
+    """CPU per request of ``library`` over roundtrip, less the library's own, against roundtrip's
+    own (``at`` is ``@loop`` for an async scenario)."""
+    return Target(
+        f"{label}: CPU per request, {library}+roundtrip − {library}+nothing vs roundtrip-c",
+        scenario, f"{library}+roundtrip{at}", f"roundtrip-c{at}", "cpu_us", "<=", 1.3, minus=f"{library}+nothing{at}",
+    )
 
 
 def _async_targets() -> list[Target]:
@@ -58,20 +73,27 @@ def _async_targets() -> list[Target]:
                 Target(f"{loop}, {label}: CPU per request vs the {loop} floor", many, ours, floor, "cpu_us", "<=", 4.0),
                 Target(f"{loop}, {SCENARIOS[one].label}: CPU per request vs the {loop} floor", one, ours, floor, "cpu_us", "<=", 1.5),
             ]
+        for scenario in ("async-small", "async-post", f"async{TASKS}-small", f"async{TASKS}-post"):
+            out.append(_adapter_target(f"{loop}, {SCENARIOS[scenario].label}", scenario, "httpx", f"@{loop}"))
     return out
 
 
 TARGETS: tuple[Target, ...] = tuple(_blocking_targets() + _async_targets())
 
 
-def paired(report: dict[str, Any], scenario: str, client: str, reference: str, metric: str) -> Optional[float]:
-    """Median over runs of ``client``'s ``metric`` divided by ``reference``'s in the same run."""
+def paired(report: dict[str, Any], scenario: str, client: str, reference: str, metric: str, minus: Optional[str] = None) -> Optional[float]:
+    """Median over runs of ``client``'s ``metric`` (less ``minus``'s, when given) divided by
+    ``reference``'s in the same run."""
     cells = report["results"].get(scenario, {})
-    if client not in cells or reference not in cells:
+    if any(key not in cells for key in (client, reference, minus or client)):
         return None
-    ours = {r["run"]: r[metric] for r in cells[client]["runs"]}
-    theirs = {r["run"]: r[metric] for r in cells[reference]["runs"]}
-    ratios = [ours[i] / theirs[i] for i in ours if i in theirs and theirs[i]]
+
+    def by_run(key: str) -> dict[int, float]:
+        return {r["run"]: r[metric] for r in cells[key]["runs"]}
+
+    ours, theirs = by_run(client), by_run(reference)
+    less = by_run(minus) if minus is not None else dict.fromkeys(ours, 0.0)
+    ratios = [(ours[i] - less[i]) / theirs[i] for i in ours if i in theirs and i in less and theirs[i]]
     return statistics.median(ratios) if ratios else None
 
 
@@ -104,7 +126,7 @@ def evaluate(report: dict[str, Any]) -> list[dict[str, Any]]:
                 against = pick(ratios, key=ratios.__getitem__)
             ratio = ratios[against] if against is not None else None
         else:
-            ratio = paired(report, target.scenario, target.client, target.reference, target.metric)
+            ratio = paired(report, target.scenario, target.client, target.reference, target.metric, target.minus)
         met = None if ratio is None else (ratio <= target.bound if target.comparison == "<=" else ratio >= target.bound)
         out.append(
             {
