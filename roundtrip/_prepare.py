@@ -96,7 +96,9 @@ def check_fields(request: Request, impl: Speedups) -> tuple[str, str]:
         raise InvalidRequest(f"request URL must be str, not {type(url).__name__}", "url")
     scheme, rest = split_scheme(url)
     if scheme in HTTP_SCHEMES:
-        impl.validate_header_fields(request.headers._items)
+        fields = request.headers._items
+        if fields:  # none is the usual case, and always valid
+            impl.validate_header_fields(fields)
     return scheme, rest
 
 
