@@ -128,7 +128,8 @@ class PoolState(Generic[C, W]):
                 self.outbox.close.append(conn)
                 conn = self._idle.get(key)
         if conn is not None:
-            self._host(key).active += 1
+            # A key with idle connections keeps its state (_forget_if_unused): no new one here.
+            self._hosts[key].active += 1
         else:
             self._forget_if_unused(key)
         return conn
@@ -199,7 +200,9 @@ class PoolState(Generic[C, W]):
         be closed. Returns whether it was kept."""
         actions = self.outbox
         key = conn.key
-        host = self._host(key)
+        host = self._hosts.get(key)
+        if host is None:
+            host = self._host(key)
         kept = False
         if reusable and self._keep_alive and not self.closed and not conn.closed:
             if host.queue:
@@ -227,7 +230,8 @@ class PoolState(Generic[C, W]):
             actions.close.append(conn)
         if not kept:
             self._dials_for_waiters(key, host)
-        self._forget_if_unused(key)
+            # Kept, the connection is idle or active under key: its state stays.
+            self._forget_if_unused(key)
         return kept
 
     def evict(self, conn: C) -> None:
@@ -308,8 +312,10 @@ class PoolState(Generic[C, W]):
         return host.dialing + host.active + self._idle.count(key)
 
     def _forget_if_unused(self, key: PoolKey) -> None:
+        # A key's state lives while anything is under it, idle connections included: one
+        # that is reused again and again keeps its state rather than making it anew each time.
         host = self._hosts.get(key)
-        if host is not None and not (host.dialing or host.active or host.queue):
+        if host is not None and not (host.dialing or host.active or host.queue or self._idle.count(key)):
             del self._hosts[key]
 
     def _dials_for_waiters(self, key: PoolKey, host: _HostState[W]) -> None:

@@ -12,7 +12,7 @@ from ._errors import InvalidRequest, UnrewindableBody
 from ._messages import invalid_method
 from ._models import BodyType, Request
 from ._options import Options
-from ._proxy import ProxyChooser
+from ._proxy import EnvironmentProxy, FixedProxy, ProxyChooser
 from ._route import Route, route_for
 from ._trace import Trace
 from ._urls import split_scheme, split_target
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ._events import Parser
     from ._speedups import Speedups
 
-__all__ = ("PreparedRequest", "check_fields", "prepare", "rewound_body", "HTTP_SCHEMES")
+__all__ = ("PreparedRequest", "PrepareCache", "check_fields", "prepare", "prepare_cache", "rewound_body", "HTTP_SCHEMES")
 
 HTTP_SCHEMES = ("http", "https")
 # RFC 9110 §9.2.2: methods whose requests may be replayed (Go's isReplayable).
@@ -31,6 +31,10 @@ _IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "TRACE"))
 _COMMON_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"))
 _FRAMING = frozenset(("content-length", "transfer-encoding"))
 _NOTED = frozenset(("user-agent", "accept-encoding", "range", "expect", "connection", "idempotency-key", "x-idempotency-key"))
+# (method, scheme, rest of the URL, body length: -1 without a body, None for chunked) ->
+# (route, head, gzip_requested) of a request without header fields.
+PrepareCache = dict[tuple[str, str, str, Optional[int]], tuple[Route, bytes, bool]]
+_CACHE_LIMIT = 256  # entries; a cache that fills up starts again
 
 
 class PreparedRequest:
@@ -92,7 +96,9 @@ def check_fields(request: Request, impl: Speedups) -> tuple[str, str]:
         raise InvalidRequest(f"request URL must be str, not {type(url).__name__}", "url")
     scheme, rest = split_scheme(url)
     if scheme in HTTP_SCHEMES:
-        impl.validate_header_fields(request.headers._items)
+        fields = request.headers._items
+        if fields:  # none is the usual case, and always valid
+            impl.validate_header_fields(fields)
     return scheme, rest
 
 
@@ -109,10 +115,29 @@ def rewound_body(request: Request) -> BodyType:
         raise UnrewindableBody(f"get_body failed: {exc}") from exc
 
 
-def prepare(request: Request, scheme: str, rest: str, body: BodyType, options: Options, impl: Speedups, proxy: Optional[ProxyChooser]) -> PreparedRequest:
+def prepare_cache(proxy: Optional[ProxyChooser]) -> Optional[PrepareCache]:
+    """A Transport's ``PrepareCache``, or None when its proxy chooser is one of the caller's
+    own: that one is asked about every request, so no request can be prepared from memory."""
+    if proxy is None or type(proxy) in (FixedProxy, EnvironmentProxy):
+        return {}
+    return None
+
+
+def prepare(
+    request: Request,
+    scheme: str,
+    rest: str,
+    body: BodyType,
+    options: Options,
+    impl: Speedups,
+    proxy: Optional[ProxyChooser],
+    cache: Optional[PrepareCache] = None,
+) -> PreparedRequest:
     """The rest of Go's validation (scheme, method, URL) and everything the wire needs.
 
     ``body`` is the request's body, or a rewound copy when a registered round tripper used it.
+    ``cache`` (``prepare_cache``) remembers the route and the head of requests without header
+    fields, for the options and the proxy chooser it is always given with.
     Raises ``InvalidRequest`` (no I/O has happened), ``UnrewindableBody`` or ``ProxyError``.
     """
     if scheme not in HTTP_SCHEMES:
@@ -124,68 +149,86 @@ def prepare(request: Request, scheme: str, rest: str, body: BodyType, options: O
         method = "GET"
     elif method not in _COMMON_METHODS:
         impl.validate_method(method)
-    target = split_target(scheme, rest)
-    route = route_for(proxy, request, target)
 
     prepared = PreparedRequest()
     prepared.request = request
     prepared.method = method
     prepared.context = request.context
     prepared.trace = request.trace
-    prepared.route = route
     prepared.options = options
     prepared.parser_class = impl.ResponseParser
 
-    host = target.authority
-    wire: list[tuple[str, str]] = []
     user_agent = accept_encoding = expect_continue = wants_close = idempotency_key = False
     declared_length: Optional[int] = None
-    for name, value in request.headers._items:
-        lowered = name.lower()
-        if lowered == "host":
-            host = value
-            continue
-        if lowered in _FRAMING:
-            if lowered == "content-length" and value.strip().isdigit():
-                declared_length = int(value)
-            continue  # the transport frames the body itself (Go's reqWriteExcludeHeader)
-        if lowered in _NOTED:
-            if lowered == "user-agent":
-                user_agent = True
-            elif lowered in ("accept-encoding", "range"):
-                accept_encoding = True
-            elif lowered == "expect":
-                expect_continue = expect_continue or value.strip().lower() == "100-continue"
-            elif lowered == "connection":
-                wants_close = wants_close or "close" in value.lower()
-            else:  # Idempotency-Key, X-Idempotency-Key
-                idempotency_key = True
-                if not value:
-                    continue  # an empty key marks the request replayable and is not sent
-        wire.append((name, value))
+    fields = request.headers._items
+    known = cache_key = None
+    if cache is not None and not fields and (body is None or isinstance(body, BYTES_LIKE)):
+        # The same method, URL and body length as an earlier request without header fields:
+        # the same route and head (everything else they depend on is the Transport's own).
+        outgoing = plan_body(method, body, None)
+        cache_key = (method, scheme, rest, -1 if outgoing is None else outgoing.length)
+        known = cache.get(cache_key)
+    if known is not None:
+        route, head, gzip_requested = known
+    else:
+        target = split_target(scheme, rest)
+        route = route_for(proxy, request, target)
+        host = target.authority
+        wire: list[tuple[str, str]] = []
+        for name, value in fields:
+            lowered = name.lower()
+            if lowered == "host":
+                host = value
+                continue
+            if lowered in _FRAMING:
+                if lowered == "content-length" and value.strip().isdigit():
+                    declared_length = int(value)
+                continue  # the transport frames the body itself (Go's reqWriteExcludeHeader)
+            if lowered in _NOTED:
+                if lowered == "user-agent":
+                    user_agent = True
+                elif lowered in ("accept-encoding", "range"):
+                    accept_encoding = True
+                elif lowered == "expect":
+                    expect_continue = expect_continue or value.strip().lower() == "100-continue"
+                elif lowered == "connection":
+                    wants_close = wants_close or "close" in value.lower()
+                else:  # Idempotency-Key, X-Idempotency-Key
+                    idempotency_key = True
+                    if not value:
+                        continue  # an empty key marks the request replayable and is not sent
+            wire.append((name, value))
 
-    outgoing = plan_body(method, body, declared_length)
-    head_fields = [("Host", host)]
-    if not user_agent:
-        head_fields.append(("User-Agent", USER_AGENT))
-    head_fields.extend(wire)
-    if outgoing is not None:
-        if outgoing.length is None:
-            head_fields.append(("Transfer-Encoding", "chunked"))
-        else:
-            head_fields.append(("Content-Length", str(outgoing.length)))
-    gzip_requested = not (options.disable_compression or accept_encoding or method == "HEAD")
-    if gzip_requested:
-        head_fields.append(("Accept-Encoding", "gzip"))
-    if options.disable_keep_alives and not wants_close:
-        head_fields.append(("Connection", "close"))
-    path = target.path if not route.absolute_form else f"{target.scheme}://{target.authority}{target.path}"
-    if route.proxy_headers:
-        # Go's mutateHeaderFunc: the proxy's credentials replace the caller's.
-        replaced = {name.lower() for name, _ in route.proxy_headers}
-        head_fields = [field for field in head_fields if field[0].lower() not in replaced]
-        head_fields.extend(route.proxy_headers)
-    prepared.head = impl.encode_request_head(method, path, head_fields)
+        if cache_key is None:
+            outgoing = plan_body(method, body, declared_length)
+        head_fields = [("Host", host)]
+        if not user_agent:
+            head_fields.append(("User-Agent", USER_AGENT))
+        head_fields.extend(wire)
+        if outgoing is not None:
+            if outgoing.length is None:
+                head_fields.append(("Transfer-Encoding", "chunked"))
+            else:
+                head_fields.append(("Content-Length", str(outgoing.length)))
+        gzip_requested = not (options.disable_compression or accept_encoding or method == "HEAD")
+        if gzip_requested:
+            head_fields.append(("Accept-Encoding", "gzip"))
+        if options.disable_keep_alives and not wants_close:
+            head_fields.append(("Connection", "close"))
+        path = target.path if not route.absolute_form else f"{target.scheme}://{target.authority}{target.path}"
+        if route.proxy_headers:
+            # Go's mutateHeaderFunc: the proxy's credentials replace the caller's.
+            replaced = {name.lower() for name, _ in route.proxy_headers}
+            head_fields = [field for field in head_fields if field[0].lower() not in replaced]
+            head_fields.extend(route.proxy_headers)
+        head = impl.encode_request_head(method, path, head_fields)
+        if cache is not None and cache_key is not None and route.proxy is None:
+            # A proxied route is made for each request (route_for); a direct one is shared.
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+            cache[cache_key] = (route, head, gzip_requested)
+    prepared.route = route
+    prepared.head = head
     prepared.body = outgoing
     prepared.declared_length = declared_length
     prepared.expect_continue = expect_continue and outgoing is not None and (outgoing.length is None or outgoing.length > 0)

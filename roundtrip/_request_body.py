@@ -98,6 +98,8 @@ def plan_body(method: str, body: Any, declared_length: Optional[int]) -> Optiona
     whose size cannot be known otherwise."""
     if body is None:
         return OutgoingBody(b"", None, 0) if method in _EXPECTS_BODY else None
+    if type(body) is bytes and body:  # the usual body; the next branch in short
+        return OutgoingBody(body, None, len(body))
     if isinstance(body, BYTES_LIKE):
         data = body if not isinstance(body, memoryview) else body.cast("B") if body.ndim <= 1 else bytes(body)
         if not len(data) and method not in _EXPECTS_BODY:

@@ -21,7 +21,7 @@ from ._errors import Cancelled, ConnectError, DeadlineExceeded, Error, SkipAltPr
 from ._models import Request, Response
 from ._options import Options, check_timeout
 from ._sync_pool import Pool, Want
-from ._prepare import PreparedRequest, check_fields, prepare, rewound_body
+from ._prepare import PreparedRequest, check_fields, prepare, prepare_cache, rewound_body
 from ._proxy import proxy_from_environment, proxy_option
 from ._retry import should_retry
 from ._tcp import Abandoned
@@ -139,6 +139,7 @@ class Transport:
             keep_alive=not disable_keep_alives,
         )
         self._proxy = proxy_option(proxy_from_environment if proxy is _UNSET else proxy)
+        self._prepared = prepare_cache(self._proxy)  # routes and heads of requests seen before
         self._alternates: dict[str, RoundTripper] = {}
         self._alternates_lock = threading.Lock()
         self._closed = False
@@ -167,7 +168,7 @@ class Transport:
             except SkipAltProtocol:
                 if mark.touched():
                     body = rewound_body(request)
-        prepared = prepare(request, scheme, rest, body, self._options, impl, self._proxy)
+        prepared = prepare(request, scheme, rest, body, self._options, impl, self._proxy, self._prepared)
         io = self._io
         if io is not None:
             data = fast_request_bytes(prepared)

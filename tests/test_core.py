@@ -102,3 +102,33 @@ def test_a_socks_handshake_runs_without_a_socket():
     assert steps.send(b"\x05\x00\x00\x01") == Receive(6)
     with pytest.raises(StopIteration):
         steps.send(b"\x7f\x00\x00\x01\x04\x38")
+
+
+class _Conn:
+    def __init__(self, key: PoolKey) -> None:
+        self.key = key
+        self.idle_since = 0.0
+        self.closed = False
+
+
+def test_a_pool_key_keeps_its_state_while_it_has_idle_connections_and_only_then(impl):
+    from roundtrip._pool import PoolState
+
+    state = PoolState(impl.IdleConnections(100, 16), max_conns_per_host=0, idle_conn_timeout=None, keep_alive=True)
+    key = PoolKey("http", "127.0.0.1:80")
+    conn = _Conn(key)
+    state._host(key).active += 1  # as a dial that finished hands it over
+    assert state.release(conn, True, 1.0)
+    kept = state._hosts[key]
+    # The usual request: take the idle connection, give it back; the key's state is reused.
+    for now in (2.0, 3.0):
+        assert state.take_idle(key, now) is conn
+        assert state.release(conn, True, now)
+        assert state._hosts[key] is kept and kept.active == 0
+    # Nothing left under the key: its state goes (many keys used once leave nothing behind).
+    state.close_idle()
+    assert key not in state._hosts
+    assert state.take_idle(key, 4.0) is None and key not in state._hosts
+    state._host(key).active += 1
+    assert not state.release(_Conn(key), False, 5.0)
+    assert key not in state._hosts

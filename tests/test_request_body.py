@@ -166,6 +166,32 @@ def test_keep_alive_continues_after_a_chunked_body(transport, srv):
     assert [r.body for r in srv.received] == [b"one", b"two"]
 
 
+def test_requests_to_one_url_each_go_with_their_own_method_framing_and_fields(transport, srv):
+    # A Transport remembers how it prepared a request without header fields; the next one to
+    # the same URL gets the head of its own method and body, never the one before it.
+    sent = [
+        ("POST", b"abc", None),
+        ("POST", b"hello", None),
+        ("POST", None, None),
+        ("PUT", b"abc", None),
+        ("POST", b"abc", {"X-Trace": "1"}),
+        ("POST", iter([b"xyz"]), None),
+        ("GET", None, None),
+        ("POST", b"abc", None),
+    ]
+    for method, body, headers in sent:
+        received = send(transport, srv, method, body=body, headers=headers)
+        assert received.method == method
+        assert received.header("X-Trace") == (headers or {}).get("X-Trace")
+        if isinstance(body, bytes):
+            assert (received.header("Content-Length"), received.body) == (str(len(body)), body)
+        elif body is None:
+            assert received.header("Content-Length") == (None if method == "GET" else "0")
+        else:
+            assert received.header("Transfer-Encoding") == "chunked" and received.body == b"xyz"
+    assert srv.accepted == 1
+
+
 # -- no body -----------------------------------------------------------------------------------
 
 
