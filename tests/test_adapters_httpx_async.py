@@ -444,6 +444,24 @@ def test_server_that_stops_reading_raises_write_timeout(run, server):
         release.set()
 
 
+def test_a_write_that_outlasts_its_limit_times_out_between_the_watchdogs_looks(run, server, monkeypatch):
+    # httpcore's async timeouts are deadlines checked at every await: a write phase longer
+    # than its limit fails even when it ends before the watchdog would look.
+    from roundtrip.adapters import _timeouts
+
+    monkeypatch.setattr(_timeouts.Watchdog, "TICK", 60.0)
+    srv = server(keep_alive_handler(b"ok"))
+
+    async def main():
+        async with client() as c:
+            with pytest.raises(httpx.WriteTimeout):
+                await c.post(srv.url("/"), content=b"w" * (4 << 20), timeout=httpx.Timeout(None, write=1e-6))
+            # A limit the write keeps to is no timeout.
+            return (await c.post(srv.url("/"), content=b"w", timeout=httpx.Timeout(None, write=5.0))).status_code
+
+    assert run(main()) == 200
+
+
 def test_response_header_timeout_maps_to_read_timeout(run, server):
     srv = server(silent)
 

@@ -358,14 +358,15 @@ def sni_target(url: httpx.URL, sni_hostname: str) -> tuple[tuple[str, int, str],
     return (url.host, port, sni_hostname), str(url.copy_with(host=sni_hostname))
 
 
-def timer_for(timeouts: Any, watchdog: Watchdog) -> Optional[PhaseTimer]:
-    """A ``PhaseTimer`` for httpx's ``timeout`` extension, or ``None`` if it sets no limit."""
+def timer_for(timeouts: Any, watchdog: Watchdog, strict: bool = False) -> Optional[PhaseTimer]:
+    """A ``PhaseTimer`` for httpx's ``timeout`` extension, or ``None`` if it sets no limit
+    (``strict``: see ``PhaseTimer.strict``)."""
     if not timeouts:
         return None
     limits = (timeouts.get("pool"), timeouts.get("connect"), timeouts.get("write"), timeouts.get("read"))
     if limits == (None, None, None, None):
         return None
-    return PhaseTimer(watchdog, limits)
+    return PhaseTimer(watchdog, limits, strict)
 
 
 def combined_trace(timer: Optional[PhaseTimer], events: Optional[EventTrace]) -> Optional[roundtrip.Trace]:

@@ -101,7 +101,7 @@ class HTTPXAsyncTransport(httpx.AsyncBaseTransport):
         retries_left = self._retries
         delay = 0.0
         while True:
-            timer = timer_for(timeouts, self._watchdog)
+            timer = timer_for(timeouts, self._watchdog, strict=True)
             events = None
             if callback is not None:
                 events = AsyncEventTrace.for_request(callback, request, timeouts, self._options, sni_hostname,

@@ -109,19 +109,23 @@ class PhaseTimer(roundtrip.Trace):
     ``fired`` is the phase whose limit ran out, once the watchdog has cancelled.
     """
 
-    __slots__ = ("context", "limits", "phase", "deadline", "fired", "_watchdog", "_watched")
+    __slots__ = ("context", "limits", "phase", "deadline", "fired", "strict", "_watchdog", "_watched")
 
     # Hooks this timer does not need (class attributes shadow the Trace slots).
     put_idle_conn = dns_done = connect_done = tls_handshake_start = tls_handshake_done = None
     wait_100_continue = got_100_continue = got_1xx_response = retried = None
 
-    def __init__(self, watchdog: Watchdog, limits: tuple[Optional[float], Optional[float], Optional[float], Optional[float]]) -> None:
+    def __init__(self, watchdog: Watchdog, limits: tuple[Optional[float], Optional[float], Optional[float], Optional[float]], strict: bool = False) -> None:
         # Trace.__init__ is not called: the hooks are this class's methods and attributes.
         self.context = roundtrip.Context()
         self.limits = limits
         self.phase = POOL
         self.deadline: Optional[float] = None
         self.fired: Optional[int] = None
+        # Each hook also checks the clock (for httpx.AsyncClient: httpcore's async timeouts
+        # are deadlines checked at every await, so a phase that outlasted its limit fails
+        # even when it ended between two looks of the watchdog).
+        self.strict = strict
         self._watchdog = watchdog
         self._watched = False
 
@@ -131,7 +135,7 @@ class PhaseTimer(roundtrip.Trace):
 
     def enter(self, phase: int) -> None:
         """Start ``phase`` with a fresh clock."""
-        if self.fired is not None:
+        if self.fired is not None or (self.strict and self._ran_out()):
             return  # cancelled already: the request fails with the phase that ran out
         self.phase = phase
         limit = self.limits[phase]
@@ -145,6 +149,8 @@ class PhaseTimer(roundtrip.Trace):
 
     def progress(self) -> None:
         """Something moved: restart the current phase's clock."""
+        if self.strict and self._ran_out():
+            return
         if self.deadline is not None:
             self.deadline = _monotonic() + self.limits[self.phase]  # type: ignore[operator]
         elif self.limits[self.phase] is not None:
@@ -161,6 +167,15 @@ class PhaseTimer(roundtrip.Trace):
         if self._watched:
             self._watched = False
             self._watchdog.forget(self)
+
+    def _ran_out(self) -> bool:
+        """Fire now if the current phase's clock has already run out."""
+        deadline = self.deadline
+        if deadline is None or _monotonic() <= deadline:
+            return False
+        self._watchdog.forget(self)
+        self.fire()
+        return True
 
     def fire(self) -> None:
         """The clock ran out (called by the watchdog thread): cancel the request."""
