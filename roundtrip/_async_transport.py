@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Protocol, runtime_checkable
 
 from . import _speedups
-from ._async_connection import AsyncConnection, await_final_head, read_head, send_body, write_whole
+from ._async_connection import AsyncConnection, _events, await_final_head, read_head, send_body, write_whole
 from ._async_dial import HookFailed, connect_route
 from ._async_pool import AsyncPool, AsyncWant
 from ._async_response import AsyncResponse, build_response
@@ -310,6 +310,18 @@ class AsyncTransport:
             head = None
             if not write_whole(conn, prepared):
                 head = await send_body(conn, prepared, parser, lambda: async_pieces(prepared.body))
+            elif prepared.options.response_header_timeout is None and not conn.received and not conn.eof:
+                # read_head's first wait inlined (no coroutine of its own): the head is not in
+                # yet, so wait for the first bytes here; read_head takes it from there.
+                waiter = conn.waiter = conn.loop.create_future()
+                try:
+                    await waiter
+                finally:
+                    conn.waiter = None
+                if conn.stopped is not None:
+                    raise conn.stopped
+                if conn.received:
+                    head = _events(conn, parser, False)
             if head is None:
                 if prepared.options.response_header_timeout is None:
                     head = await read_head(conn, parser)  # type: ignore[assignment]
