@@ -30,6 +30,7 @@ from ._transport import _UNSET, _BodyMark
 
 if TYPE_CHECKING:
     from ._context import Context
+    from ._events import Parser
 
 __all__ = ("AsyncTransport", "AsyncRoundTripper")
 
@@ -131,7 +132,27 @@ class AsyncTransport:
             while True:
                 conn = self._idle_conn(prepared) or await self._new_conn(prepared, guard)
                 try:
-                    return await self._exchange(conn, prepared, guard)
+                    parser = prepared.new_parser()  # one per exchange: no byte received is ever dropped
+                    sent = self._send(conn, prepared, guard, parser)
+                    if sent and prepared.options.response_header_timeout is None and not conn.received and not conn.eof:
+                        # The usual exchange without a coroutine of its own: the head is not
+                        # in yet, so wait here for the first bytes; _exchange does the rest.
+                        waiter = conn.waiter = loop.create_future()
+                        try:
+                            await waiter
+                        finally:
+                            conn.waiter = None
+                        if conn.stopped is not None:
+                            raise AttemptFailed(conn.stopped, None)
+                        if conn.received:
+                            try:
+                                head = _events(conn, parser, False)
+                            except Error as exc:
+                                raise AttemptFailed(exc, None) from None
+                            if head is not None:
+                                conn.guard = guard
+                                return build_response(conn, prepared.request, prepared.method, prepared.close_after, prepared.gzip_requested, parser, head, self._finish)
+                    return await self._exchange(conn, prepared, guard, parser, sent)
                 except AttemptFailed as failed:
                     self._drop(conn)
                     error = failed.error
@@ -297,9 +318,9 @@ class AsyncTransport:
             error = ConnectError(f"dial failed: {exc!r}")
         pool.dial_finished(want, conn, error)
 
-    async def _exchange(self, conn: AsyncConnection, prepared: PreparedRequest, guard: Optional[_Guard]) -> AsyncResponse:
-        """Write ``prepared`` on ``conn`` and read the response head. Raises ``AttemptFailed``."""
-        parser = prepared.new_parser()  # one per exchange: no byte received is ever dropped
+    def _send(self, conn: AsyncConnection, prepared: PreparedRequest, guard: Optional[_Guard], parser: Parser) -> bool:
+        """Start an exchange on ``conn``; write the whole request when it goes in one write
+        (True), else leave it to ``_exchange`` (False). Raises ``AttemptFailed``."""
         conn.begin(parser, prepared.trace)
         if guard is not None:
             conn.context = prepared.context
@@ -307,21 +328,20 @@ class AsyncTransport:
             if guard.error is not None:
                 raise AttemptFailed(guard.error, None)
         try:
+            return write_whole(conn, prepared)
+        except Error as exc:
+            raise AttemptFailed(exc, None) from None
+        except OSError as exc:
+            conn.check()
+            raise AttemptFailed(_io_error(conn, exc), conn.failure_reason()) from None  # type: ignore[arg-type]
+
+    async def _exchange(self, conn: AsyncConnection, prepared: PreparedRequest, guard: Optional[_Guard], parser: Parser, sent: bool) -> AsyncResponse:
+        """Send the body if ``_send`` did not (``sent``) and read the response head. Raises
+        ``AttemptFailed``."""
+        try:
             head = None
-            if not write_whole(conn, prepared):
+            if not sent:
                 head = await send_body(conn, prepared, parser, lambda: async_pieces(prepared.body))
-            elif prepared.options.response_header_timeout is None and not conn.received and not conn.eof:
-                # read_head's first wait inlined (no coroutine of its own): the head is not in
-                # yet, so wait for the first bytes here; read_head takes it from there.
-                waiter = conn.waiter = conn.loop.create_future()
-                try:
-                    await waiter
-                finally:
-                    conn.waiter = None
-                if conn.stopped is not None:
-                    raise conn.stopped
-                if conn.received:
-                    head = _events(conn, parser, False)
             if head is None:
                 if prepared.options.response_header_timeout is None:
                     head = await read_head(conn, parser)  # type: ignore[assignment]
