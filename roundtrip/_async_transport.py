@@ -145,8 +145,9 @@ class AsyncTransport:
                             conn.waiter = None
                         if conn.stopped is not None:
                             raise AttemptFailed(conn.stopped, None)
+                        # mypy keeps ``received`` narrowed to False across the await.
                         if conn.received:
-                            try:
+                            try:  # type: ignore[unreachable]
                                 head = _events(conn, parser, False)
                             except Error as exc:
                                 raise AttemptFailed(exc, None) from None
