@@ -327,7 +327,15 @@ def write_whole(conn: AsyncConnection, prepared: PreparedRequest) -> bool:
     written) when the body needs ``send_body``."""
     body = prepared.body
     if body is None:
-        conn.write(prepared.head)
+        # conn.write() inlined: a step of every request without a body.
+        transport = conn.transport
+        if conn.eof or transport is None or transport.is_closing():
+            conn.check()
+            conn.write_failed = True
+            raise ConnectionResetError("connection closed by the server")
+        head = prepared.head
+        transport.write(head)
+        conn.bytes_written += len(head)
     elif body.data is not None and len(body.data) <= _COALESCE_LIMIT and not prepared.expect_continue:
         conn.write(prepared.head + body.data if len(body.data) else prepared.head)
     else:

@@ -389,7 +389,26 @@ class AsyncResponse:
 
 def build_response(conn: AsyncConnection, request: Request, method: str, close_after: bool, gzip_requested: bool, parser: Parser, head: ResponseHead, finish: Finish) -> AsyncResponse:
     """The response for ``head``, its body framed as ``_framing`` decides (RFC 9112 §6.3)."""
-    framing = frame_response(head, parser.head_facts(), method, close_after, gzip_requested)
+    facts = parser.head_facts()
+    length = head.body_length
+    if length > 0 and not (facts[1] and gzip_requested):
+        # Most responses: Content-Length bytes, not decoded. ``frame_response`` decides the
+        # same here (every field kept, the length said as it is) without building a Framing.
+        response = AsyncResponse.__new__(AsyncResponse)
+        response.status_code = status = head.status_code
+        response.reason = head.reason
+        response.http_version = head.http_version
+        response.request = request
+        response.uncompressed = False
+        response.trailers = Headers()
+        response.closed = False
+        response.content_length = length
+        response.headers = Headers._from_list(head.headers)
+        response._sync = None
+        conn.raw_mode(parser.take_unparsed())
+        response._body = _FixedLengthBody(conn, finish, length, not close_after and status != 101 and facts[0])
+        return response
+    framing = frame_response(head, facts, method, close_after, gzip_requested)
     reusable = framing.reusable
     length = framing.length
     response = AsyncResponse.__new__(AsyncResponse)

@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Protocol, runtime_checkable
 
 from . import _speedups
-from ._async_connection import AsyncConnection, await_final_head, read_head, send_body, write_whole
+from ._async_connection import _IDLE, AsyncConnection, _events, await_final_head, read_head, send_body, write_whole
 from ._async_dial import HookFailed, connect_route
 from ._async_pool import AsyncPool, AsyncWant
 from ._async_response import AsyncResponse, build_response
@@ -30,6 +30,7 @@ from ._transport import _UNSET, _BodyMark
 
 if TYPE_CHECKING:
     from ._context import Context
+    from ._events import Parser
 
 __all__ = ("AsyncTransport", "AsyncRoundTripper")
 
@@ -96,6 +97,7 @@ class AsyncTransport:
             keep_alive=not disable_keep_alives,
         )
         self._proxy = proxy_option(proxy_from_environment if proxy is _UNSET else proxy)
+        self._keep_alive = not disable_keep_alives
         self._alternates: dict[str, AsyncRoundTripper] = {}
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._closed = False
@@ -131,7 +133,28 @@ class AsyncTransport:
             while True:
                 conn = self._idle_conn(prepared) or await self._new_conn(prepared, guard)
                 try:
-                    return await self._exchange(conn, prepared, guard)
+                    parser = prepared.new_parser()  # one per exchange: no byte received is ever dropped
+                    sent = self._send(conn, prepared, guard, parser)
+                    if sent and prepared.options.response_header_timeout is None and not conn.received and not conn.eof:
+                        # The usual exchange without a coroutine of its own: the head is not
+                        # in yet, so wait here for the first bytes; _exchange does the rest.
+                        waiter = conn.waiter = loop.create_future()
+                        try:
+                            await waiter
+                        finally:
+                            conn.waiter = None
+                        if conn.stopped is not None:
+                            raise AttemptFailed(conn.stopped, None)
+                        # mypy keeps ``received`` narrowed to False across the await.
+                        if conn.received:
+                            try:  # type: ignore[unreachable]
+                                head = _events(conn, parser, False)
+                            except Error as exc:
+                                raise AttemptFailed(exc, None) from None
+                            if head is not None:
+                                conn.guard = guard
+                                return build_response(conn, prepared.request, prepared.method, prepared.close_after, prepared.gzip_requested, parser, head, self._finish)
+                    return await self._exchange(conn, prepared, guard, parser, sent)
                 except AttemptFailed as failed:
                     self._drop(conn)
                     error = failed.error
@@ -297,9 +320,9 @@ class AsyncTransport:
             error = ConnectError(f"dial failed: {exc!r}")
         pool.dial_finished(want, conn, error)
 
-    async def _exchange(self, conn: AsyncConnection, prepared: PreparedRequest, guard: Optional[_Guard]) -> AsyncResponse:
-        """Write ``prepared`` on ``conn`` and read the response head. Raises ``AttemptFailed``."""
-        parser = prepared.new_parser()  # one per exchange: no byte received is ever dropped
+    def _send(self, conn: AsyncConnection, prepared: PreparedRequest, guard: Optional[_Guard], parser: Parser) -> bool:
+        """Start an exchange on ``conn``; write the whole request when it goes in one write
+        (True), else leave it to ``_exchange`` (False). Raises ``AttemptFailed``."""
         conn.begin(parser, prepared.trace)
         if guard is not None:
             conn.context = prepared.context
@@ -307,8 +330,19 @@ class AsyncTransport:
             if guard.error is not None:
                 raise AttemptFailed(guard.error, None)
         try:
+            return write_whole(conn, prepared)
+        except Error as exc:
+            raise AttemptFailed(exc, None) from None
+        except OSError as exc:
+            conn.check()
+            raise AttemptFailed(_io_error(conn, exc), conn.failure_reason()) from None  # type: ignore[arg-type]
+
+    async def _exchange(self, conn: AsyncConnection, prepared: PreparedRequest, guard: Optional[_Guard], parser: Parser, sent: bool) -> AsyncResponse:
+        """Send the body if ``_send`` did not (``sent``) and read the response head. Raises
+        ``AttemptFailed``."""
+        try:
             head = None
-            if not write_whole(conn, prepared):
+            if not sent:
                 head = await send_body(conn, prepared, parser, lambda: async_pieces(prepared.body))
             if head is None:
                 if prepared.options.response_header_timeout is None:
@@ -337,9 +371,14 @@ class AsyncTransport:
         conn.context = None
         conn.reused = True
         conn.trace = None
-        reusable = reusable and not self._options.disable_keep_alives and not conn.eof
+        reusable = reusable and self._keep_alive and not conn.eof
         if reusable:
-            conn.idle()
+            # conn.idle() inlined: a step of every request.
+            conn.mode = _IDLE
+            conn.parser = None
+            if conn.raw:
+                conn.raw.clear()
+            conn.raw_size = 0
         kept = self._pool.release(conn, reusable)
         # Go calls PutIdleConn only from tryPutIdleConn: for a body read to its end on a
         # connection that may live on.
