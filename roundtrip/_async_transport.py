@@ -16,17 +16,18 @@ from . import _speedups
 from ._async_connection import _IDLE, AsyncConnection, _events, await_final_head, read_head, send_body, write_whole
 from ._async_dial import HookFailed, connect_route
 from ._async_pool import AsyncPool, AsyncWant
+from ._pool import idle_limits
+from ._proxy import PROXY_FROM_ENVIRONMENT
 from ._async_response import AsyncResponse, build_response
 from ._connection import AttemptFailed, _io_error
 from ._errors import Cancelled, ConnectError, DeadlineExceeded, Error, SkipAltProtocol, TransportClosed
 from ._models import Request, Response
 from ._options import Options, check_timeout
-from ._prepare import PreparedRequest, check_fields, prepare, rewound_body
+from ._prepare import BodyMark, PreparedRequest, check_fields, prepare, prepare_cache, rewound_body
 from ._proxy import proxy_from_environment, proxy_option
 from ._async_request_body import async_pieces, async_source, rewind
 from ._retry import should_retry
 from ._trace import GotConnInfo
-from ._transport import _UNSET, _BodyMark
 
 if TYPE_CHECKING:
     from ._context import Context
@@ -70,7 +71,7 @@ class AsyncTransport:
         max_response_header_bytes: int = 1 << 20,
         disable_keep_alives: bool = False,
         disable_compression: bool = False,
-        proxy: Optional[Callable[[Request], Optional[str]]] = _UNSET,
+        proxy: Optional[Callable[[Request], Optional[str]]] = PROXY_FROM_ENVIRONMENT,
         ssl_context: Optional[ssl.SSLContext] = None,
         dial: Optional[AsyncDial] = None,
     ) -> None:
@@ -86,17 +87,14 @@ class AsyncTransport:
             dial=dial,  # type: ignore[arg-type]
         )
         self._impl = _speedups.impl
-        # Go: MaxIdleConnsPerHost 0 means the default, a negative value keeps none.
-        per_host = max_idle_conns_per_host if max_idle_conns_per_host != 0 else 16
-        if max_idle_conns < 0:
-            max_idle_conns, per_host = 0, -1
         self._pool = AsyncPool(
-            self._impl.IdleConnections(max_idle_conns, per_host),
+            self._impl.IdleConnections(*idle_limits(max_idle_conns, max_idle_conns_per_host)),
             max_conns_per_host=max_conns_per_host,
             idle_conn_timeout=check_timeout("idle_conn_timeout", idle_conn_timeout),
             keep_alive=not disable_keep_alives,
         )
-        self._proxy = proxy_option(proxy_from_environment if proxy is _UNSET else proxy)
+        self._proxy = proxy_option(proxy_from_environment if proxy is PROXY_FROM_ENVIRONMENT else proxy)
+        self._prepared = prepare_cache(self._proxy)  # routes and heads of requests seen before
         self._keep_alive = not disable_keep_alives
         self._alternates: dict[str, AsyncRoundTripper] = {}
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -118,7 +116,7 @@ class AsyncTransport:
         body = request.body
         alternate = self._alternates.get(scheme)
         if alternate is not None:
-            mark = _BodyMark(body)
+            mark = BodyMark(body)
             try:
                 response = await alternate.round_trip(request)
             except SkipAltProtocol:
@@ -126,7 +124,7 @@ class AsyncTransport:
                     body = rewound_body(request)
             else:
                 return AsyncResponse._wrap(response) if isinstance(response, Response) else response
-        prepared = prepare(request, scheme, rest, async_source(body), self._options, impl, self._proxy)
+        prepared = prepare(request, scheme, rest, async_source(body), self._options, impl, self._proxy, self._prepared)
         guard = _Guard(loop, prepared.context) if prepared.context is not None else None
         try:
             attempt = 0

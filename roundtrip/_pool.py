@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ._events import IdleTable
     from ._route import PoolKey
 
-__all__ = ("PoolState", "Waiter", "Actions", "PooledConn")
+__all__ = ("PoolState", "Waiter", "Actions", "PooledConn", "idle_limits")
 
 
 class PooledConn(Protocol):
@@ -79,6 +79,16 @@ class _HostState(Generic[W]):
         self.active = 0  # connections handed to requests
         self.blocked = 0  # waiters queued with no dial of their own (over max_conns_per_host)
         self.queue: deque[W] = deque()  # every pending waiter, oldest first
+
+
+def idle_limits(max_idle_conns: int, max_idle_conns_per_host: int) -> tuple[int, int]:
+    """``(total, per_host)`` for the idle table from a Transport's options. Go: a
+    MaxIdleConnsPerHost of 0 means the default (16), a negative one keeps none, and a negative
+    MaxIdleConns keeps none either."""
+    per_host = max_idle_conns_per_host if max_idle_conns_per_host != 0 else 16
+    if max_idle_conns < 0:
+        return 0, -1
+    return max_idle_conns, per_host
 
 
 class PoolState(Generic[C, W]):

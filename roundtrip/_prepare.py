@@ -4,8 +4,9 @@ the request may be replayed (Go's ``rewindBody`` and ``isReplayable``)."""
 
 from __future__ import annotations
 
+import inspect
 import json
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._request_body import BYTES_LIKE, OutgoingBody, plan_body
 from ._errors import InvalidRequest, UnrewindableBody
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from ._events import Parser
     from ._speedups import Speedups
 
-__all__ = ("PreparedRequest", "PrepareCache", "check_fields", "prepare", "prepare_cache", "rewound_body", "HTTP_SCHEMES")
+__all__ = ("BodyMark", "PreparedRequest", "PrepareCache", "check_fields", "prepare", "prepare_cache", "rewound_body", "HTTP_SCHEMES")
 
 HTTP_SCHEMES = ("http", "https")
 # RFC 9110 §9.2.2: methods whose requests may be replayed (Go's isReplayable).
@@ -239,3 +240,44 @@ def prepare(
     prepared.rewindable = outgoing is None or (outgoing.data is not None and not len(outgoing.data)) or request.get_body is not None
     prepared.replayable = prepared.rewindable and (method in _IDEMPOTENT or idempotency_key)
     return prepared
+
+
+class BodyMark:
+    """Whether a request body was used while a registered round tripper had it (Go's
+    ``readTrackingBody``, without wrapping the caller's body)."""
+
+    __slots__ = ("body", "position")
+
+    def __init__(self, body: Any) -> None:
+        self.body = body
+        self.position = None
+        if hasattr(body, "read") and hasattr(body, "tell"):
+            try:
+                self.position = body.tell()
+            except (OSError, ValueError):
+                pass
+
+    def touched(self) -> bool:
+        body = self.body
+        if body is None or isinstance(body, BYTES_LIKE):
+            return False
+        if hasattr(body, "read"):
+            try:
+                return self.position is None or body.tell() != self.position
+            except (OSError, ValueError):
+                return True
+        if inspect.isgenerator(body):
+            return inspect.getgeneratorstate(body) != inspect.GEN_CREATED
+        if inspect.isasyncgen(body):
+            return _asyncgen_started(body)
+        if hasattr(body, "__aiter__"):
+            return body.__aiter__() is body  # an async iterator may have been advanced
+        return iter(body) is body  # an iterator may have been advanced; a container replays
+
+
+def _asyncgen_started(agen: Any) -> bool:
+    getstate = getattr(inspect, "getasyncgenstate", None)  # Python 3.12 and later
+    if getstate is not None:
+        return bool(getstate(agen) != inspect.AGEN_CREATED)  # type: ignore[attr-defined]
+    frame = agen.ag_frame  # before the first step its f_lasti is -1 (3.10) or 0 (3.11)
+    return frame is None or frame.f_lasti > 0

@@ -10,13 +10,14 @@ import base64
 import ipaddress
 import os
 from functools import lru_cache
-from typing import TYPE_CHECKING, Callable, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Union
 from urllib.parse import unquote
 
 from ._errors import InvalidRequest
 from ._urls import Target, bracket, split_authority, split_scheme, split_target, valid_port
 
 __all__ = (
+    "PROXY_FROM_ENVIRONMENT",
     "ProxyURL",
     "ProxyChooser",
     "parse_proxy_url",
@@ -338,3 +339,14 @@ def proxy_option(proxy: Optional[ProxyChooser]) -> Optional[ProxyChooser]:
     return proxy
 
 
+class _FromEnvironment:
+    """The default of the Transports' ``proxy=``: proxies from the environment, exactly as
+    passing ``roundtrip.proxy_from_environment`` does; its repr says so in ``help()``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "roundtrip.proxy_from_environment"
+
+
+PROXY_FROM_ENVIRONMENT: Any = _FromEnvironment()

@@ -7,22 +7,21 @@ Go's ``shouldRetryRequest`` allows it.
 
 from __future__ import annotations
 
-import inspect
 import ssl
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Optional, Protocol, runtime_checkable
 
 from . import _speedups
-from ._request_body import BYTES_LIKE
 from ._connection import AttemptFailed, Connection, ExchangeIO, exchange, exchange_fast, fast_request_bytes
 from ._dial import connect_route
 from ._errors import Cancelled, ConnectError, DeadlineExceeded, Error, SkipAltProtocol, TransportClosed
 from ._models import Request, Response
 from ._options import Options, check_timeout
+from ._pool import idle_limits
 from ._sync_pool import Pool, Want
-from ._prepare import PreparedRequest, check_fields, prepare, prepare_cache, rewound_body
-from ._proxy import proxy_from_environment, proxy_option
+from ._prepare import BodyMark, PreparedRequest, check_fields, prepare, prepare_cache, rewound_body
+from ._proxy import PROXY_FROM_ENVIRONMENT, proxy_from_environment, proxy_option
 from ._retry import should_retry
 from ._tcp import Abandoned
 from ._trace import GotConnInfo
@@ -38,17 +37,6 @@ __all__ = ("Transport", "RoundTripper", "FAST_PATH")
 # the tests that run every case over both paths. The pure-Python twin has no compiled exchange.
 FAST_PATH = not _speedups.env_flag("ROUNDTRIP_NO_FAST_PATH")
 
-class _FromEnvironment:
-    """The default of ``Transport(proxy=...)``: proxies from the environment, exactly as
-    passing ``roundtrip.proxy_from_environment`` does; its repr says so in ``help()``."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "roundtrip.proxy_from_environment"
-
-
-_UNSET: Any = _FromEnvironment()
 
 
 @runtime_checkable
@@ -110,7 +98,7 @@ class Transport:
         max_response_header_bytes: int = 1 << 20,
         disable_keep_alives: bool = False,
         disable_compression: bool = False,
-        proxy: Optional[Callable[[Request], Optional[str]]] = _UNSET,
+        proxy: Optional[Callable[[Request], Optional[str]]] = PROXY_FROM_ENVIRONMENT,
         ssl_context: Optional[ssl.SSLContext] = None,
         dial: Optional[Dial] = None,
     ) -> None:
@@ -127,18 +115,14 @@ class Transport:
         )
         self._impl = _speedups.impl
         self._io: Optional[ExchangeIO] = getattr(self._impl, "exchange_io", None) if FAST_PATH else None
-        # Go: MaxIdleConnsPerHost 0 means the default, a negative value keeps none; a negative
-        # MaxIdleConns keeps none either; MaxConnsPerHost <= 0 is no limit.
-        per_host = max_idle_conns_per_host if max_idle_conns_per_host != 0 else 16
-        if max_idle_conns < 0:
-            max_idle_conns, per_host = 0, -1
+        # Go: MaxConnsPerHost <= 0 is no limit.
         self._pool = Pool(
-            self._impl.IdleConnections(max_idle_conns, per_host),
+            self._impl.IdleConnections(*idle_limits(max_idle_conns, max_idle_conns_per_host)),
             max_conns_per_host=max_conns_per_host,
             idle_conn_timeout=check_timeout("idle_conn_timeout", idle_conn_timeout),
             keep_alive=not disable_keep_alives,
         )
-        self._proxy = proxy_option(proxy_from_environment if proxy is _UNSET else proxy)
+        self._proxy = proxy_option(proxy_from_environment if proxy is PROXY_FROM_ENVIRONMENT else proxy)
         self._prepared = prepare_cache(self._proxy)  # routes and heads of requests seen before
         self._alternates: dict[str, RoundTripper] = {}
         self._alternates_lock = threading.Lock()
@@ -162,7 +146,7 @@ class Transport:
         body = request.body
         alternate = self._alternates.get(scheme)
         if alternate is not None:
-            mark = _BodyMark(body)
+            mark = BodyMark(body)
             try:
                 return alternate.round_trip(request)
             except SkipAltProtocol:
@@ -418,35 +402,6 @@ class Transport:
 
 # How often a waiting request looks for slots freed by responses dropped unfinished.
 _ORPHAN_TICK = 0.1
-
-
-class _BodyMark:
-    """Whether a request body was used while a registered round tripper had it (Go's
-    ``readTrackingBody``, without wrapping the caller's body)."""
-
-    __slots__ = ("body", "position")
-
-    def __init__(self, body: Any) -> None:
-        self.body = body
-        self.position = None
-        if hasattr(body, "read") and hasattr(body, "tell"):
-            try:
-                self.position = body.tell()
-            except (OSError, ValueError):
-                pass
-
-    def touched(self) -> bool:
-        body = self.body
-        if body is None or isinstance(body, BYTES_LIKE):
-            return False
-        if hasattr(body, "read"):
-            try:
-                return self.position is None or body.tell() != self.position
-            except (OSError, ValueError):
-                return True
-        if inspect.isgenerator(body):
-            return inspect.getgeneratorstate(body) != inspect.GEN_CREATED
-        return iter(body) is body  # an iterator may have been advanced; a container replays
 
 
 def _stopped(context: Optional[Context]) -> bool:

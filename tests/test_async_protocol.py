@@ -377,6 +377,34 @@ def test_skip_alt_protocol_falls_back_with_the_body_rewound(run, server, atransp
     assert data == b"the whole body" and len(alt.requests) == 1
 
 
+def test_skip_alt_protocol_sends_an_async_body_it_never_touched(run, server, atransport):
+    def handler(conn):
+        for request in conn.requests():
+            conn.send(respond(200, request.body))
+
+    srv = server(handler)
+    t = atransport()
+    alt = AsyncAlternate(lambda request: (_ for _ in ()).throw(SkipAltProtocol()))
+    t.register_protocol("http", alt)
+    # No get_body: an async generator the round tripper did not start needs no rewinding.
+    resp, data = once(run, t, srv.url(), "PUT", body=agen(b"async ", b"body"))
+    assert data == b"async body" and len(alt.requests) == 1
+
+
+def test_skip_alt_protocol_after_an_async_body_was_started_asks_for_a_rewind(run, server, atransport):
+    srv = server(lambda conn: None)  # never reached: the error comes first
+    t = atransport()
+
+    class Starter(AsyncAlternate):
+        async def round_trip(self, request):
+            await request.body.__anext__()
+            raise SkipAltProtocol()
+
+    t.register_protocol("http", Starter(None))
+    raises(run, t, roundtrip.UnrewindableBody, Request("PUT", srv.url(), body=agen(b"a", b"b")))
+    assert srv.accepted == 0
+
+
 # -- trace hooks ---------------------------------------------------------------------------------
 
 

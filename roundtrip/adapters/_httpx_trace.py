@@ -38,8 +38,6 @@ from __future__ import annotations
 import inspect
 from typing import Any, Awaitable, Callable, Optional, TypeVar
 
-import roundtrip
-
 __all__ = ("EventTrace", "AsyncEventTrace")
 
 _T = TypeVar("_T", bound="EventTrace")
