@@ -27,7 +27,7 @@ find_python() {
 mkdir -p "$WORK/src" "$WORK/run"
 (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$WORK/src")
 # The tests read the docs, the README and the tools beside them (no package: the installed one is imported).
-cp -r "$WORK/src/tests" "$WORK/src/pyproject.toml" "$WORK/src/README.md" "$WORK/src/docs" "$WORK/src/tools" "$WORK/run/"
+cp -r "$WORK/src/tests" "$WORK/src/pyproject.toml" "$WORK/src/README.md" "$WORK/src/CONTRIBUTING.md" "$WORK/src/docs" "$WORK/src/tools" "$WORK/src/benchmarks" "$WORK/run/"
 
 ran=0
 failed=()
